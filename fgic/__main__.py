@@ -1,0 +1,66 @@
+"""Command line: ``python -m fgic run-notebooks | bench | list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fgic", description="fgic: fine-grained classification study workspace")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    nb = sub.add_parser("run-notebooks", help="execute the numbered notebooks headlessly with papermill")
+    nb.add_argument("names", nargs="*", help="notebook stems or prefixes (e.g. 00 01_acanet); default: all")
+    nb.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    nb.add_argument(
+        "--retrain", action="store_true", help="retrain even where a finished run with the same parameters exists"
+    )
+    nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+
+    be = sub.add_parser("bench", help="run a benchmark and print its figures")
+    be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
+    be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+
+    sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "run-notebooks":
+        from fgic.notebooks import run_notebooks
+
+        results = run_notebooks(args.profile, args.names, retrain=args.retrain, timeout=args.timeout)
+        failed = [r for r in results if not r["ok"]]
+        total = sum(r["seconds"] for r in results)
+        print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed ({total:.0f} s, profile {args.profile})")
+        for r in failed:
+            print(f"  FAILED {r['name']}: {r['error']}\n    see {r['output']}")
+        return 1 if failed else 0
+    if args.cmd == "bench":
+        from fgic.bench import run_benchmark
+
+        if args.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+                return 2
+        run_benchmark(args.name, args.device)
+        return 0
+    if args.cmd == "list":
+        from fgic.bench import list_benchmarks
+        from fgic.data import list_datasets
+        from fgic.losses import list_losses
+        from fgic.models import list_models
+        from fgic.notebooks import find_notebooks
+
+        print("models:    ", ", ".join(list_models()))
+        print("losses:    ", ", ".join(list_losses()))
+        print("data sets: ", ", ".join(list_datasets()))
+        print("benchmarks:", ", ".join(list_benchmarks()))
+        print("notebooks: ", ", ".join(p.stem for p in find_notebooks()))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

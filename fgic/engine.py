@@ -1,0 +1,434 @@
+"""The one train / evaluate loop every notebook uses, on Lightning Fabric.
+
+Fabric handles devices (CPU, one GPU, several GPUs with DDP, two CPU processes in tests), mixed
+precision and the distributed sampler plumbing; this file keeps only what is ours: the optimiser and
+schedule presets of the seed papers, per-module learning rates, the per-epoch history, metrics
+(top-1, per-class accuracy, confusion matrix), a NaN/inf guard, atomic checkpoints and exact resume.
+
+Exact resume: every epoch reseeds all random streams from ``(seed, epoch)`` (data order, augmentation,
+dropout, GHOLM's theta), so a run resumed from the checkpoint written at the end of epoch ``e`` sees the
+same random numbers from epoch ``e + 1`` on as an uninterrupted run.
+
+Training step: ``model.training_loss(x, y, criterion) -> (loss, logits)`` when the model defines it
+(GHOLM's three branches), else ``criterion(model_outputs(model, x), y)``. Prediction:
+``model.predict_logits(x)`` when defined, else ``criterion.logits(model_outputs(model, x))``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from fgic.models.base import model_outputs
+
+
+@dataclass
+class TrainConfig:
+    """Flat training config: one knob per line (nanoGPT style)."""
+
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 32  # per process
+    eval_batch_size: int = 0  # 0: 2 x batch_size
+    optimizer: str = "sgd"  # "sgd" | "adam" | "adamw"
+    lr: float = 0.1  # base learning rate (groups in param_groups override it)
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = False  # SGD Nesterov momentum
+    weight_decay: float = 5e-4  # L2 / decoupled weight decay
+    schedule: str = "cosine"  # "cosine" | "multistep" | "step" | "none" (stepped once per epoch)
+    milestones: tuple[int, ...] = ()  # multistep: epochs after which lr *= gamma
+    step_size: int = 0  # step: lr *= gamma every step_size epochs
+    gamma: float = 0.1  # decay factor for multistep / step
+    warmup_epochs: int = 0  # linear warm-up epochs before the schedule
+    param_groups: dict[str, float] = field(default_factory=dict)  # module-name prefix -> lr ("" = the rest)
+    grad_clip: float = 0.0  # max grad norm, 0 = off
+    precision: str = "auto"  # "auto" (bf16-mixed on CUDA, 32-true on CPU) or any Fabric precision
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: bool = False  # torch.compile the training module
+    accelerator: str = "auto"  # "cpu" | "cuda" | "auto"
+    devices: int = 1  # processes / GPUs
+    strategy: str = "auto"  # "auto" | "ddp" | "ddp_spawn"
+    num_workers: int = 0  # data-loader workers per process
+    eval_every: int = 1  # evaluate val/test every n epochs (and always after the last)
+    eval_test: bool = True  # also evaluate the test split during training (for the curves)
+    seed: int = 0  # seeds model init and every per-epoch random stream
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise TypeError(f"unknown TrainConfig keys: {sorted(unknown)}")
+        d = dict(d)
+        if "milestones" in d:
+            d["milestones"] = tuple(d["milestones"])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+# ----------------------------------------------------------------------------- optimiser and schedule
+
+
+def build_param_groups(modules: dict[str, nn.Module], base_lr: float, prefixes: dict[str, float]) -> list[dict]:
+    """Split parameters by the longest matching module-name prefix (names as ``model.layer1...``).
+
+    ``modules`` maps a top-level name ("model", "criterion") to a module; prefixes are matched against
+    the name inside the model (``"attention"`` matches ``model.attention.fc.weight``) and ``""`` is the rest.
+    """
+    groups: dict[float, list] = {}
+    keys = sorted(prefixes, key=len, reverse=True)
+    for top, mod in modules.items():
+        for name, p in mod.named_parameters():
+            if not p.requires_grad:
+                continue
+            lr = base_lr
+            if top == "model":
+                lr = next((prefixes[k] for k in keys if k and name.startswith(k)), prefixes.get("", base_lr))
+            groups.setdefault(lr, []).append(p)
+    return [{"params": ps, "lr": lr, "initial_lr": lr} for lr, ps in groups.items()]
+
+
+def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use 'sgd', 'adam' or 'adamw'")
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """Multiplier of each group's initial lr during 0-based ``epoch`` (a pure function: resume-safe)."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    e = epoch - cfg.warmup_epochs
+    n = max(cfg.epochs - cfg.warmup_epochs, 1)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * e / n))
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule == "step":
+        if cfg.step_size < 1:
+            raise ValueError("schedule='step' needs step_size >= 1")
+        return cfg.gamma ** (e // cfg.step_size)
+    if cfg.schedule == "none":
+        return 1.0
+    raise ValueError(f"unknown schedule {cfg.schedule!r}: use 'cosine', 'multistep', 'step' or 'none'")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = g["initial_lr"] * factor
+
+
+# ----------------------------------------------------------------------------- the training module
+
+
+class TrainModule(nn.Module):
+    """Model + criterion in one module so DDP syncs the loss's learnable parameters too."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, regularizer: Callable | None = None):
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.regularizer = regularizer
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        if y is None:  # prediction
+            if hasattr(self.model, "predict_logits"):
+                return self.model.predict_logits(x)  # (B, K)
+            return self.criterion.logits(model_outputs(self.model, x))  # (B, K)
+        if hasattr(self.model, "training_loss"):
+            loss, logits = self.model.training_loss(x, y, self.criterion)
+        else:
+            out = model_outputs(self.model, x)
+            loss, logits = self.criterion(out, y), self.criterion.logits(out)
+        if self.regularizer is not None:
+            loss = loss + self.regularizer(self.model)
+        return loss, logits
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Reseed python-free random streams for one epoch (torch CPU/CUDA and numpy)."""
+    s = (seed * 100_003 + epoch * 7919) % (2**31)
+    torch.manual_seed(s)
+    np.random.seed(s)
+
+
+def _precision(cfg: TrainConfig) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16-mixed" if _accelerator(cfg) == "cuda" else "32-true"
+
+
+def _accelerator(cfg: TrainConfig) -> str:
+    if cfg.accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.accelerator
+
+
+def make_fabric(cfg: TrainConfig):
+    from lightning_fabric import Fabric
+
+    strategy = cfg.strategy
+    if strategy == "auto" and cfg.devices > 1:
+        strategy = "ddp"
+    return Fabric(accelerator=_accelerator(cfg), devices=cfg.devices, strategy=strategy, precision=_precision(cfg))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(fabric, module: nn.Module, loader: DataLoader, num_classes: int, channels_last: bool = False) -> dict:
+    """Top-1, per-class accuracy and confusion matrix over ``loader`` (gathered over processes)."""
+    module.eval()
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=fabric.device)
+    for x, y in loader:
+        x, y = x.to(fabric.device, non_blocking=True), y.to(fabric.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        pred = module(x).argmax(1)  # (B,)
+        confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2)
+    confusion = fabric.all_reduce(confusion, reduce_op="sum").view(num_classes, num_classes).cpu()
+    return confusion_metrics(confusion)
+
+
+def confusion_metrics(confusion: torch.Tensor) -> dict:
+    """top1, per-class accuracy (None for classes with no sample) and the matrix (rows = true class)."""
+    support = confusion.sum(1)
+    correct = confusion.diag()
+    per_class = correct / support.clamp(min=1)  # (K,)
+    return {
+        "top1": float(correct.sum() / support.sum().clamp(min=1)),
+        "per_class_acc": [float(a) if n > 0 else None for a, n in zip(per_class, support)],
+        "confusion": confusion.tolist(),
+        "n": int(support.sum()),
+    }
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename (never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    criterion: nn.Module,
+    train_ds: Dataset,
+    val_ds: Dataset | None = None,
+    test_ds: Dataset | None = None,
+    cfg: TrainConfig | None = None,
+    *,
+    regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` with ``criterion``; return ``{"history": [...], "metrics": {...}, "device": ...}``.
+
+    ``checkpoint``: path of the checkpoint written atomically after every epoch; with ``resume`` an
+    existing one is continued. ``on_epoch(row)`` is called with each history row (rank 0).
+    ``stop_after``: stop after that many epochs in this call (used to test resume). Multi-process runs
+    (``cfg.devices > 1``) with ``strategy="ddp_spawn"`` run in spawned workers and return rank 0's result.
+    """
+    cfg = cfg or TrainConfig()
+    fabric = make_fabric(cfg)
+    args = (
+        model,
+        criterion,
+        train_ds,
+        val_ds,
+        test_ds,
+        cfg,
+        regularizer,
+        checkpoint,
+        resume,
+        on_epoch,
+        stop_after,
+        progress,
+    )
+    if cfg.strategy == "ddp_spawn" and cfg.devices > 1:
+        return fabric.launch(_fit, *args)
+    fabric.launch()
+    return _fit(fabric, *args)
+
+
+def _fit(
+    fabric,
+    model,
+    criterion,
+    train_ds,
+    val_ds,
+    test_ds,
+    cfg,
+    regularizer,
+    checkpoint,
+    resume,
+    on_epoch,
+    stop_after,
+    progress,
+):
+    num_classes = model.num_classes
+    channels_last = cfg.channels_last if cfg.channels_last is not None else fabric.device.type == "cuda"
+    module = TrainModule(model, criterion, regularizer)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    groups = build_param_groups({"model": model, "criterion": criterion}, cfg.lr, cfg.param_groups)
+    optimizer = build_optimizer(groups, cfg)
+
+    history: list[dict] = []
+    start_epoch = 0
+    ckpt_path = Path(checkpoint) if checkpoint else None
+    if ckpt_path and resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
+
+    if cfg.compile:
+        module = torch.compile(module)
+    fmodule, optimizer = fabric.setup(module, optimizer)
+
+    sampler = DistributedSampler(train_ds, fabric.world_size, fabric.global_rank, shuffle=True, seed=cfg.seed)
+    # Loaders are not wrapped by Fabric: its wrapper calls sampler.set_epoch() with its own counter,
+    # which restarts at 0 on resume. Batches are moved to the device in the loops instead.
+    pin = fabric.device.type == "cuda"
+    train_loader = DataLoader(
+        train_ds,
+        cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=len(train_ds) > cfg.batch_size,
+        pin_memory=pin,
+    )
+    eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
+    eval_loaders = {
+        split: DataLoader(
+            ds,
+            eval_bs,
+            sampler=DistributedSampler(ds, fabric.world_size, fabric.global_rank, shuffle=False),
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+        )
+        for split, ds in (("val", val_ds), ("test", test_ds if cfg.eval_test else None))
+        if ds is not None and len(ds) > 0
+    }
+    quiet = not progress or not fabric.is_global_zero or os.environ.get("TQDM_DISABLE") == "1"
+    t_run = time.perf_counter()
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    bar = tqdm(range(start_epoch, last), desc="epochs", disable=quiet, initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        seed_epoch(cfg.seed, epoch)
+        sampler.set_epoch(epoch)
+        if hasattr(criterion, "step_epoch"):
+            criterion.step_epoch(epoch)
+        set_lr(optimizer, lr_factor(cfg, epoch))
+        row = _train_epoch(fabric, fmodule, optimizer, train_loader, cfg, epoch, channels_last, quiet)
+        is_last = epoch + 1 == cfg.epochs
+        if (epoch + 1) % cfg.eval_every == 0 or is_last:
+            for split, loader in eval_loaders.items():
+                row[f"{split}_acc"] = evaluate(fabric, fmodule, loader, num_classes, channels_last)["top1"]
+        history.append(row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("acc") or k == "train_loss"})
+        if fabric.is_global_zero:
+            if on_epoch:
+                on_epoch(row)
+            if ckpt_path:
+                ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+                state = {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                }
+                save_atomic(state, ckpt_path)
+        fabric.barrier()
+
+    result = {
+        "history": history,
+        "device": str(fabric.device),
+        "world_size": fabric.world_size,
+        "precision": _precision(cfg),
+        "seconds": time.perf_counter() - t_run,
+        "finished": len(history) == cfg.epochs,
+    }
+    if result["finished"]:
+        metrics = {}
+        for split, loader in eval_loaders.items():
+            m = evaluate(fabric, fmodule, loader, num_classes, channels_last)
+            metrics[f"{split}_top1"] = m["top1"]
+            if split == "test" or "test" not in eval_loaders:
+                metrics.update(per_class_acc=m["per_class_acc"], confusion=m["confusion"])
+        result["metrics"] = metrics
+    return result
+
+
+def _train_epoch(
+    fabric, fmodule, optimizer, loader, cfg: TrainConfig, epoch: int, channels_last: bool, quiet: bool
+) -> dict:
+    fmodule.train()
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=fabric.device)
+    correct = torch.zeros((), dtype=torch.long, device=fabric.device)
+    seen = 0
+    check_every = 1 if fabric.device.type == "cpu" else 25  # finiteness checks sync the GPU: do them sparsely
+    for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet)):
+        x, y = x.to(fabric.device, non_blocking=True), y.to(fabric.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, logits = fmodule(x, y)
+        if step % check_every == 0 and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                f"(lr {optimizer.param_groups[0]['lr']:.3g}). "
+                "Training stopped; lower the learning rate, check the inputs, or use gradient clipping (grad_clip)."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        if cfg.grad_clip > 0:
+            fabric.clip_gradients(fmodule, optimizer, max_norm=cfg.grad_clip)
+        optimizer.step()
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.shape[0]
+    totals = fabric.all_reduce(
+        torch.stack([loss_sum, correct.float(), torch.tensor(float(seen), device=fabric.device)]), reduce_op="sum"
+    )
+    if not torch.isfinite(totals[0]):
+        raise NonFiniteLossError(f"the mean training loss of epoch {epoch + 1} is not finite; training stopped.")
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(totals[0] / totals[2]),
+        "train_acc": float(totals[1] / totals[2]),
+        "lr": optimizer.param_groups[0]["lr"],
+        "seconds": time.perf_counter() - t0,
+    }

@@ -1,0 +1,31 @@
+"""One interface for every loss: ``loss(out, target)`` where ``out`` is a ``fgic.models.ModelOutput``.
+
+A loss reads what it needs from ``out`` (logits, the pooled embedding, or the last feature map) and
+may own learnable parameters (centres, margin-classifier weights); the engine optimises them with the
+model. ``logits(out)`` gives the scores used for accuracy: the model's logits, or for margin losses
+that replace the classifier, their own margin-free cosine logits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from fgic.models.base import ModelOutput
+
+
+class FGICLoss(nn.Module):
+    """Base class. Subclasses implement ``forward(out, target) -> scalar``."""
+
+    #: which ModelOutput fields the loss reads, for documentation and checks
+    needs: tuple[str, ...] = ("logits",)
+
+    def forward(self, out: ModelOutput, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def logits(self, out: ModelOutput) -> torch.Tensor:
+        """Scores for prediction / accuracy, (B, K)."""
+        return out.logits
+
+    def step_epoch(self, epoch: int) -> None:
+        """Hook for schedules inside a loss (e.g. A-softmax's lambda annealing); default: nothing."""

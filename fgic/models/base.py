@@ -1,0 +1,74 @@
+"""The model protocol shared by every network, and a generic classifier around any feature extractor.
+
+``ModelOutput`` bundles what a loss may need: the last feature map (MC-loss, CAM), the pooled embedding
+(centre / margin losses) and the logits. ``model_outputs`` computes all three in one forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class ModelOutput:
+    feature_map: torch.Tensor  # (B, C, h, w)
+    embedding: torch.Tensor  # (B, D)
+    logits: torch.Tensor  # (B, K)
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor) -> ModelOutput:
+    """One forward pass through ``forward_features`` and ``forward_head`` keeping every stage."""
+    fmap = model.forward_features(x)  # (B, C, h, w)
+    emb = model.forward_head(fmap, pre_logits=True)  # (B, D)
+    logits = model.classify(emb)  # (B, K)
+    return ModelOutput(fmap, emb, logits)
+
+
+class ClassifierNet(nn.Module):
+    """features -> global average pool -> optional pre-logits block -> dropout -> linear classifier.
+
+    ``features`` maps (B, 3, H, W) to (B, C, h, w). ``pre_logits`` (optional) maps (B, C) to (B, D);
+    without it D = C. Subclasses or wrappers only need to provide ``features``.
+    """
+
+    def __init__(
+        self,
+        features: nn.Module,
+        feature_channels: int,
+        num_classes: int,
+        pre_logits: nn.Module | None = None,
+        num_features: int | None = None,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.features = features
+        self.feature_channels = feature_channels
+        self.num_features = num_features or feature_channels
+        self.num_classes = num_classes
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pre_logits = pre_logits or nn.Identity()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (B, C, h, w)
+
+    def forward_head(self, fmap: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        z = self.pre_logits(self.pool(fmap).flatten(1))  # (B, D)
+        return z if pre_logits else self.classify(z)
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(emb))  # (B, K)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, K)

@@ -1,0 +1,1 @@
+"""Building blocks, one per file (timm style): each module docstring names its paper and equations."""

@@ -1,0 +1,93 @@
+"""Execute the numbered notebooks headlessly with papermill (``python -m fgic run-notebooks``).
+
+Each notebook runs in its own folder as working directory with ``PROFILE`` injected, a quiet tqdm and
+the Agg backend; the executed copy goes to ``notebooks/_out/<name>.<profile>.ipynb`` (not committed),
+the figures to ``figures/``. A failing notebook does not stop the others; the summary says which failed
+and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fgic.paths import project_root
+
+
+def notebooks_dir() -> Path:
+    root = project_root()
+    if root is None:
+        raise FileNotFoundError("run-notebooks must be run from inside the fgic checkout")
+    return root / "notebooks"
+
+
+def find_notebooks(names: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks (``NN_*.ipynb``), all or those whose stem starts with one of ``names``."""
+    nbs = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return nbs
+    picked = [p for p in nbs if any(p.stem == n or p.stem.startswith(n) for n in names)]
+    missing = [n for n in names if not any(p.stem == n or p.stem.startswith(n) for p in nbs)]
+    if missing:
+        raise FileNotFoundError(f"no notebook matches {missing}; available: {[p.stem for p in nbs]}")
+    return picked
+
+
+def run_notebooks(
+    profile: str = "default", names: list[str] | None = None, retrain: bool = False, timeout: int | None = None
+) -> list[dict]:
+    """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output)."""
+    import papermill as pm
+
+    from fgic.profiles import resolve_profile
+
+    profile = resolve_profile(profile)
+    nbs = find_notebooks(names)
+    out_dir = notebooks_dir() / "_out"
+    out_dir.mkdir(exist_ok=True)
+    env = {
+        "FGIC_PROFILE": profile,
+        "TQDM_DISABLE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or tempfile.mkdtemp(prefix="fgic-mpl-"),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
+    results = []
+    try:
+        for nb in tqdm(nbs, desc=f"notebooks ({profile})", unit="nb", file=sys.stdout):
+            out = out_dir / f"{nb.stem}.{profile}.ipynb"
+            t0 = time.perf_counter()
+            res = {"name": nb.stem, "output": str(out), "ok": True, "error": ""}
+            try:
+                pm.execute_notebook(
+                    str(nb),
+                    str(out),
+                    parameters={"PROFILE": profile, "RETRAIN": retrain},
+                    kernel_name="python3",
+                    cwd=str(nb.parent),
+                    progress_bar=False,
+                    request_save_on_cell_execute=False,
+                    execution_timeout=timeout,
+                    record_timing=False,
+                    store_widget_state=False,
+                )
+            except Exception as e:  # PapermillExecutionError carries the failing cell
+                last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+                res.update(ok=False, error=f"{type(e).__name__}: {last_line}")
+            res["seconds"] = round(time.perf_counter() - t0, 1)
+            status = "ok  " if res["ok"] else "FAIL"
+            tqdm.write(f"  {status} {nb.stem}  ({res['seconds']} s)  {res['error']}".rstrip(), file=sys.stdout)
+            results.append(res)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return results

@@ -1,0 +1,65 @@
+"""``python -m fgic``: the notebook runner keeps going past a failure and exits non-zero; bench and list."""
+
+import json
+
+import nbformat
+import pytest
+
+from fgic.__main__ import main
+
+
+def make_notebook(path, cells, tagged_parameters=True):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("PROFILE = None  # injected\nRETRAIN = False  # injected")
+    if tagged_parameters:
+        params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "fgic"\n')
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(
+        nbdir / "00_good.ipynb",
+        [
+            "import os\nopen('seen.json', 'w').write(__import__('json').dumps("
+            "{'profile': PROFILE, 'env': os.environ['FGIC_PROFILE']}))"
+        ],
+    )
+    make_notebook(nbdir / "01_bad.ipynb", ["raise RuntimeError('boom in cell')"])
+    make_notebook(nbdir / "02_after.ipynb", ["x = 1"])
+    (nbdir / "scratch.ipynb").write_text("not a numbered notebook")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_runner_keeps_going_and_fails_at_the_end(project, capsys):
+    code = main(["run-notebooks", "--profile", "smoke"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "2 passed, 1 failed" in out and "FAILED 01_bad" in out and "boom in cell" in out
+    seen = json.loads((project / "notebooks" / "seen.json").read_text())  # ran with cwd = notebooks/
+    assert seen == {"profile": "smoke", "env": "smoke"}
+    assert (project / "notebooks" / "_out" / "02_after.smoke.ipynb").is_file()  # ran after the failure
+
+
+def test_runner_selects_by_prefix_and_rejects_unknown_names(project, capsys):
+    assert main(["run-notebooks", "--profile", "smoke", "00", "02_after"]) == 0
+    assert "2 passed, 0 failed" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no notebook matches"):
+        main(["run-notebooks", "07_nothing"])
+
+
+def test_bench_rejects_unknown_names():
+    with pytest.raises(KeyError, match="unknown benchmark"):
+        main(["bench", "no_such_bench"])
+
+
+def test_list_names_registered_things(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "ce" in out and "synthetic" in out and "engine" in out

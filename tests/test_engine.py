@@ -1,0 +1,157 @@
+"""The engine: schedules, per-module learning rates, learning, the NaN guard, exact resume, DDP."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset, TensorDataset
+
+from fgic.engine import (
+    NonFiniteLossError,
+    TrainConfig,
+    build_param_groups,
+    confusion_metrics,
+    fit,
+    lr_factor,
+)
+from fgic.losses import create_loss
+from fgic.losses.base import FGICLoss
+from fgic.models import ClassifierNet
+
+
+def tiny_net(num_classes=3, drop=0.0, bn=False):
+    layers = [nn.Conv2d(3, 8, 3, padding=1)] + ([nn.BatchNorm2d(8)] if bn else []) + [nn.ReLU()]
+    return ClassifierNet(nn.Sequential(*layers), 8, num_classes, drop_rate=drop)
+
+
+def blobs(n=48, k=3, size=8, seed=0):
+    """Linearly separable colour blobs: class c brightens channel c."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % k
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5
+    x[torch.arange(n), y] += 1.5
+    return TensorDataset(x, y)
+
+
+class NoisyFlip(Dataset):
+    """Random augmentation from the global torch RNG, to exercise the per-epoch reseeding."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x + 0.1 * torch.randn_like(x), y
+
+
+CPU = dict(accelerator="cpu", weight_decay=0.0)
+
+
+def test_lr_schedules():
+    ms = TrainConfig(epochs=600, schedule="multistep", milestones=(200, 400), gamma=0.1)
+    assert [lr_factor(ms, e) for e in (0, 199, 200, 399, 400, 599)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    st = TrainConfig(epochs=30, schedule="step", step_size=5, gamma=0.1)
+    assert lr_factor(st, 4) == 1 and lr_factor(st, 5) == pytest.approx(0.1) and lr_factor(st, 29) == pytest.approx(1e-5)
+    cos = TrainConfig(epochs=10, schedule="cosine")
+    assert lr_factor(cos, 0) == 1 and lr_factor(cos, 5) == pytest.approx(0.5)
+    assert lr_factor(cos, 9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.9)))
+    wu = TrainConfig(epochs=10, schedule="none", warmup_epochs=3)
+    assert [lr_factor(wu, e) for e in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_factor(TrainConfig(schedule="poly"), 0)
+
+
+def test_param_groups_by_prefix():
+    net = tiny_net()
+    net.attention = nn.Linear(2, 2)  # stands in for an attention module
+    crit = create_loss("ce", 3)
+    groups = build_param_groups({"model": net, "criterion": crit}, 0.5, {"attention": 0.1, "": 0.01})
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in groups}
+    assert by_lr[0.1] == {id(p) for p in net.attention.parameters()}
+    rest = {id(p) for n, p in net.named_parameters() if not n.startswith("attention")}
+    assert by_lr[0.01] == rest
+
+
+def test_fit_learns_and_reports():
+    ds = blobs()
+    torch.manual_seed(0)
+    res = fit(
+        tiny_net(), create_loss("ce", 3), ds, ds, ds, TrainConfig(epochs=6, batch_size=8, lr=0.1, **CPU), progress=False
+    )
+    h = res["history"]
+    assert len(h) == 6 and h[-1]["train_loss"] < h[0]["train_loss"]
+    assert res["metrics"]["test_top1"] > 0.9  # the blobs are separable
+    assert set(h[0]) >= {"epoch", "train_loss", "train_acc", "val_acc", "test_acc", "lr", "seconds"}
+    conf = torch.tensor(res["metrics"]["confusion"])
+    assert conf.sum() == len(ds) and conf.shape == (3, 3)
+
+
+def test_confusion_metrics():
+    conf = torch.tensor([[3, 1, 0], [0, 2, 0], [0, 0, 0]])
+    m = confusion_metrics(conf)
+    assert m["top1"] == pytest.approx(5 / 6)
+    assert m["per_class_acc"] == [pytest.approx(0.75), 1.0, None]
+
+
+class NaNLoss(FGICLoss):
+    def forward(self, out, target):
+        return out.logits.sum() * float("nan")
+
+
+def test_nan_guard_stops_with_clear_message():
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 1"):
+        fit(tiny_net(), NaNLoss(), blobs(), cfg=TrainConfig(epochs=2, batch_size=8, **CPU), progress=False)
+
+
+def test_resume_is_exact(tmp_path):
+    ds = NoisyFlip(blobs(n=40))
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.05, **CPU)
+
+    def run(ckpt, stop=None):
+        torch.manual_seed(1)
+        model = tiny_net(drop=0.3, bn=True)
+        res = fit(model, create_loss("ce", 3), ds, ds, None, cfg, checkpoint=ckpt, stop_after=stop, progress=False)
+        return model, res
+
+    full_model, full = run(tmp_path / "a.pt")
+    _, part = run(tmp_path / "b.pt", stop=2)
+    assert not part["finished"] and len(part["history"]) == 2
+    resumed_model, resumed = run(tmp_path / "b.pt")  # a fresh model, continued from the checkpoint
+    assert resumed["finished"]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(resumed["history"]) == strip(full["history"])
+    for (n, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), n
+    torch.load(tmp_path / "b.pt", weights_only=True)  # checkpoints load without pickle
+
+
+def test_ddp_two_cpu_processes_match_one_process(tmp_path):
+    """Two processes with batch b each and averaged gradients = one process with batch 2b (no BN)."""
+    ds = blobs(n=32)
+
+    def run(devices, batch, ckpt):
+        torch.manual_seed(3)
+        cfg = TrainConfig(
+            epochs=2,
+            batch_size=batch,
+            lr=0.1,
+            schedule="none",
+            devices=devices,
+            strategy="ddp_spawn" if devices > 1 else "auto",
+            **CPU,
+        )
+        res = fit(tiny_net(), create_loss("ce", 3), ds, ds, None, cfg, checkpoint=ckpt, progress=False)
+        return res, torch.load(ckpt, weights_only=True)["module"]
+
+    one, sd1 = run(1, 8, tmp_path / "one.pt")
+    two, sd2 = run(2, 4, tmp_path / "two.pt")
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    for k in sd1:
+        torch.testing.assert_close(sd1[k], sd2[k], atol=1e-5, rtol=1e-4)
+    assert two["metrics"]["val_top1"] == pytest.approx(one["metrics"]["val_top1"])

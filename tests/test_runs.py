@@ -1,0 +1,104 @@
+"""Run records: provenance, caching, retrain, clean failure, resume through ``train``, model reload."""
+
+import json
+
+import pytest
+import torch
+
+from fgic import runs
+from fgic.runs import RunSpec
+
+DATA = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_size": 32}
+
+
+def spec(**kw):
+    base = dict(
+        model="resnet18",
+        data_kw=DATA,
+        transform_kw={"image_size": 32},
+        train={"epochs": 2, "batch_size": 6, "lr": 0.01, "accelerator": "cpu"},
+    )
+    base.update(kw)
+    return RunSpec(**base)
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    return tmp_path
+
+
+def test_run_id_is_a_content_hash():
+    a, b = spec(), spec()
+    assert a.run_id == b.run_id and len(a.run_id) == 12
+    assert spec(train={**a.train, "seed": 1}).run_id != a.run_id
+    assert RunSpec(**json.loads(json.dumps(a.to_dict()))).run_id == a.run_id
+
+
+def test_train_writes_a_full_record_then_reuses_it(runs_root, monkeypatch):
+    s = spec()
+    rec = runs.train(s, group="t", name="baseline", progress=False)
+    d = runs_root / "t" / s.run_id
+    on_disk = json.loads((d / "record.json").read_text())
+    for key in (
+        "params",
+        "seed",
+        "commit",
+        "dirty",
+        "code_hash",
+        "versions",
+        "device",
+        "history",
+        "metrics",
+        "wall_time",
+        "status",
+        "num_classes",
+        "sizes",
+    ):
+        assert key in on_disk, key
+    assert on_disk["status"] == "finished" and len(on_disk["history"]) == 2
+    assert on_disk["sizes"]["val"] > 0 and on_disk["sizes"]["test"] == 3 * 4
+    assert 0.0 <= on_disk["metrics"]["test_top1"] <= 1.0 and "val_top1" in on_disk["metrics"]
+    assert on_disk["versions"]["torch"] == torch.__version__
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run must not be retrained")
+
+    monkeypatch.setattr(runs, "fit", boom)
+    again = runs.train(s, group="t", progress=False)
+    assert again.run_id == rec.run_id and again.metrics == rec.metrics
+    with pytest.raises(AssertionError, match="must not be retrained"):
+        runs.train(s, group="t", retrain=True, progress=False)
+
+
+def test_bad_spec_leaves_nothing_behind(runs_root):
+    with pytest.raises(KeyError, match="unknown model"):
+        runs.train(spec(model="no_such_net"), group="t", progress=False)
+    with pytest.raises(TypeError, match="unknown TrainConfig keys"):
+        runs.train(spec(train={"epochz": 3}), group="t", progress=False)
+    assert not any(runs_root.rglob("*"))
+
+
+def test_interrupted_run_resumes_to_the_same_result(runs_root):
+    s = spec(train={"epochs": 3, "batch_size": 6, "lr": 0.01, "accelerator": "cpu"})
+    full = runs.train(s, group="full", progress=False)
+    part = runs.train(s, group="part", progress=False, stop_after=1)
+    assert part["status"] == "interrupted" and runs.find(s, "part") is None
+    resumed = runs.train(s, group="part", progress=False)
+    assert resumed["status"] == "finished"
+    drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert drop(resumed.history) == drop(full.history)
+    assert resumed.metrics["test_top1"] == full.metrics["test_top1"]
+
+
+def test_load_model_reproduces_the_recorded_accuracy(runs_root):
+    s = spec()
+    rec = runs.train(s, group="t", progress=False)
+    model = rec.load_model()
+    _, _, test = runs.build_data(s)
+    x = torch.stack([test[i][0] for i in range(len(test))])
+    y = torch.tensor([test[i][1] for i in range(len(test))])
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert acc == pytest.approx(rec.metrics["test_top1"])
+    assert list(runs.summary([rec]).columns)[:4] == ["run", "name", "val_top1", "test_top1"]
