@@ -3,9 +3,14 @@
 ``features`` is the stem plus ``layer1..layer4`` (stride 32); the head is global average pooling and a
 linear classifier. ``pretrained=True`` loads torchvision's ImageNet-1k weights (V1) from the local
 cache; the classifier is re-initialised for ``num_classes``.
+
+``width`` (default 64, torchvision's) scales every stage's channels (width, 2w, 4w, 8w; x4 after a
+bottleneck): the same architecture, narrower, for the CPU profiles. Pretrained weights need width 64.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch.nn as nn
 import torchvision.models as tvm
@@ -17,23 +22,55 @@ from fgic.models.registry import register_model
 _WEIGHTS = {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1, "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1}
 
 
-def resnet_trunk(arch: str, pretrained: bool | str = False, **kw) -> nn.Sequential:
+_LAYOUT = {"resnet18": (tvm.resnet.BasicBlock, (2, 2, 2, 2)), "resnet50": (tvm.resnet.Bottleneck, (3, 4, 6, 3))}
+
+
+class _ScaledResNet(tvm.ResNet):
+    """torchvision's ResNet with stage widths (w, 2w, 4w, 8w) instead of (64, 128, 256, 512)."""
+
+    def __init__(self, block, layers, width: int):
+        nn.Module.__init__(self)
+        self._norm_layer, self.dilation, self.groups, self.base_width = nn.BatchNorm2d, 1, 1, 64
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1, self.relu = nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Identity()
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def resnet_trunk(arch: str, pretrained: bool | str = False, width: int = 64, **kw) -> nn.Sequential:
     """A torchvision ResNet without avgpool/fc, as ``nn.Sequential(stem, layer1..layer4)``.
 
     Children keep torchvision's names (``conv1, bn1, relu, maxpool, layer1..4``) so torchvision state
     dicts load directly. Extra ``kw`` go to the torchvision constructor (e.g. ``block``-level options).
     """
+    if width != 64:
+        if pretrained:
+            raise ValueError(f"pretrained {arch} weights exist for width 64 only, not width={width}")
+        block, layers = _LAYOUT[arch]
+        net = _ScaledResNet(block, layers, width)
+        del net.avgpool, net.fc
+        return nn.Sequential(OrderedDict(net.named_children()))
     net = getattr(tvm, arch)(weights=None, **kw)
     if pretrained:
         sd = load_state_dict_file(pretrained) if isinstance(pretrained, str) else torchvision_state_dict(_WEIGHTS[arch])
         load_into(net, sd, skip_prefixes=("fc.",))
     del net.avgpool, net.fc
-    return nn.Sequential(*net.children())
+    return nn.Sequential(OrderedDict(net.named_children()))
 
 
-def _resnet(arch: str, num_classes: int, pretrained: bool | str, drop_rate: float = 0.0) -> ClassifierNet:
-    trunk = resnet_trunk(arch, pretrained)
-    channels = {"resnet18": 512, "resnet50": 2048}[arch]
+def _resnet(
+    arch: str, num_classes: int, pretrained: bool | str, drop_rate: float = 0.0, width: int = 64
+) -> ClassifierNet:
+    trunk = resnet_trunk(arch, pretrained, width=width)
+    channels = 8 * width * (4 if arch == "resnet50" else 1)
     return ClassifierNet(trunk, channels, num_classes, drop_rate=drop_rate)
 
 
