@@ -1,0 +1,54 @@
+"""Heatmap scores against ground-truth object and part boxes."""
+
+import math
+
+import pytest
+import torch
+
+from fgic.localize import centre_prior, localisation_scores, score_heatmap_fn
+
+
+def ann(obj=(0, 0, 8, 8), parts=None, disc=(), size=(8, 8)):
+    return {"object": obj, "parts": parts or {}, "discriminative": list(disc), "size": size}
+
+
+def test_scores_of_hand_made_heatmaps():
+    hm = torch.zeros(2, 8, 8)
+    hm[0, 1, 6] = 1.0  # peak at pixel (x=6, y=1), inside the beak box
+    hm[1, 6, 1] = 3.0  # peak at (x=1, y=6), inside no part box
+    hm[1, 0, 7] = 1.0  # a quarter of image 1's mass sits in the beak box
+    parts = {"beak": (5, 0, 8, 3), "tail": (0, 5, 3, 8)}
+    anns = [ann(obj=(4, 0, 8, 4), parts=parts, disc=["beak"]), ann(parts=parts, disc=["beak"])]
+    s = localisation_scores(hm, anns)
+    assert s["pointing_object"].tolist() == [1.0, 1.0]
+    assert s["pointing_part"].tolist() == [1.0, 0.0]
+    assert s["energy_part"].tolist() == pytest.approx([1.0, 0.25])
+    assert s["energy_object"][0] == pytest.approx(1.0)
+
+
+def test_boxes_are_rescaled_from_the_annotation_size_and_parts_are_optional():
+    hm = torch.zeros(1, 4, 4)
+    hm[0, 0, 3] = 1.0  # top-right pixel of a 4x4 map
+    s = localisation_scores(hm, [ann(obj=(4, 0, 8, 4), size=(8, 8))])  # box in 8x8 pixels = top-right quadrant
+    assert s["pointing_object"].item() == 1.0 and s["energy_object"].item() == pytest.approx(1.0)
+    assert math.isnan(s["pointing_part"].item())  # no discriminative parts: not scored
+
+
+def test_centre_prior_and_score_heatmap_fn():
+    prior = centre_prior(2, 9, 9)
+    assert prior.shape == (2, 9, 9) and prior[0, 4, 4] == pytest.approx(1.0) and prior[0, 0, 0] < 0.05
+
+    class DS:
+        def __getitem__(self, i):
+            return torch.zeros(3, 8, 8), i % 2
+
+        def annotation(self, i):
+            return ann(obj=(0, 0, 2, 2), parts={"eye": (0, 0, 2, 2)}, disc=["eye"])
+
+    def corner(images, labels):  # a heatmap that always points at the top-left corner
+        hm = torch.zeros(len(images), 8, 8)
+        hm[:, 0, 0] = 1
+        return hm
+
+    s = score_heatmap_fn(corner, DS(), list(range(5)), batch_size=2)
+    assert s["pointing_part"] == 1.0 and s["prior_pointing_part"] == 0.0 and s["energy_object"] == 1.0
