@@ -1,0 +1,128 @@
+"""Image transform presets, one per paper, built on ``torchvision.transforms.v2``.
+
+``build_transform(preset, train, image_size=None)`` returns a ``v2.Compose`` that accepts a PIL image
+or a uint8 ``(C, H, W)`` tensor (grayscale is repeated to RGB) and returns a float ``(3, H, W)``
+tensor normalised with the ImageNet mean and std. All resizes are to a square, as the papers state
+("resize to 224x224"). ``image_size`` replaces the paper's network input size for CPU profiles;
+the GHOLM pre-crop resize scales with it (510/448).
+
+What each paper states, and what we chose where it is silent:
+
+- ``plain``: the synthetic benchmark; resize to ``image_size`` (kept as is when None), train adds a
+  horizontal flip.
+- ``acanet`` (Tan & Xu): inputs resized to 224x224; no augmentation is stated, so train adds only a
+  horizontal flip (the paper stresses its asymmetric convolutions help with flipped images).
+- ``multi_attention`` (Du & Ma): ColorJitter on brightness, contrast, saturation and hue, random
+  horizontal flip and random rotation, with no amounts and no input size. We choose 224x224 (the
+  torchvision ResNet-50 default the paper builds on), jitter 0.2 / 0.2 / 0.2 / hue 0.05 (mild, since
+  colour is itself a class cue for birds and cars) and rotation up to 15 degrees (the SCRA paper's value).
+- ``mixed_attention`` (Li et al.): resize to 224x224 and normalise, nothing else stated, so none added.
+- ``gholm`` (Zheng & Wang): train resize 510x510, random crop 448, horizontal flip, "adjust vividness and
+  brightness" (amounts not given: ColorJitter saturation 0.2, brightness 0.2); test resize 510x510,
+  centre crop 448. ``dogs=True``: no crop, resize straight to 448x448 in train and test.
+- ``scra`` (Thushara et al.): 224x224; rotation up to 15 degrees and horizontal flip, each applied with
+  probability 0.25; ColorJitter brightness, contrast, saturation in [0.75, 1.25], hue in [-0.05, 0.05].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+GHOLM_RESIZE, GHOLM_CROP = 510, 448
+
+
+def _resize(size: int | None) -> list:
+    return [] if size is None else [v2.Resize((size, size), antialias=True)]
+
+
+def _plain(train: bool, size: int | None) -> list:
+    return _resize(size) + ([v2.RandomHorizontalFlip()] if train else [])
+
+
+def _acanet(train: bool, size: int | None) -> list:
+    return _resize(size or 224) + ([v2.RandomHorizontalFlip()] if train else [])
+
+
+def _multi_attention(train: bool, size: int | None) -> list:
+    aug = [
+        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05),
+        v2.RandomHorizontalFlip(),
+        v2.RandomRotation(15),
+    ]
+    return _resize(size or 224) + (aug if train else [])
+
+
+def _mixed_attention(train: bool, size: int | None) -> list:
+    return _resize(size or 224)
+
+
+def _gholm(train: bool, size: int | None, dogs: bool = False) -> list:
+    crop = size or GHOLM_CROP
+    colour = [v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, saturation=0.2)]
+    if dogs:  # Stanford Dogs: no cropping, straight to the crop size
+        return _resize(crop) + (colour if train else [])
+    pre = round(crop * GHOLM_RESIZE / GHOLM_CROP)  # 510 for 448
+    if train:
+        return _resize(pre) + [v2.RandomCrop(crop)] + colour
+    return _resize(pre) + [v2.CenterCrop(crop)]
+
+
+def _scra(train: bool, size: int | None) -> list:
+    aug = [
+        v2.RandomApply([v2.RandomRotation(15)], p=0.25),
+        v2.RandomHorizontalFlip(p=0.25),
+        v2.ColorJitter(brightness=(0.75, 1.25), contrast=(0.75, 1.25), saturation=(0.75, 1.25), hue=(-0.05, 0.05)),
+    ]
+    return _resize(size or 224) + (aug if train else [])
+
+
+_PRESETS: dict[str, Callable[..., list]] = {
+    "plain": _plain,
+    "acanet": _acanet,
+    "multi_attention": _multi_attention,
+    "mixed_attention": _mixed_attention,
+    "gholm": _gholm,
+    "scra": _scra,
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def build_transform(
+    preset: str,
+    train: bool,
+    image_size: int | None = None,
+    dogs: bool = False,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> v2.Compose:
+    """PIL image or uint8 tensor -> normalised float ``(3, S, S)`` tensor, with ``preset``'s augmentation.
+
+    ``image_size`` overrides the paper's input size ``S`` (for ``gholm`` the crop size; the resize
+    before it scales by 510/448). ``dogs`` selects the GHOLM Stanford Dogs recipe.
+    """
+    if preset not in _PRESETS:
+        raise KeyError(f"unknown transform preset {preset!r}; available: {list_presets()}")
+    if dogs and preset != "gholm":
+        raise ValueError("dogs=True only applies to the 'gholm' preset")
+    steps = _PRESETS[preset](train, image_size, dogs=True) if dogs else _PRESETS[preset](train, image_size)
+    return v2.Compose(
+        [v2.ToImage(), v2.RGB()]  # PIL or tensor -> uint8 image, 3 channels
+        + steps
+        + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
+    )
+
+
+def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Undo the normalisation: ``(..., 3, H, W)`` -> values in [0, 1] (clamped), for display."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * s + m).clamp(0, 1)
