@@ -255,3 +255,16 @@ def test_explorer_without_heatmap_or_targets_and_static_figure():
     ax = fig.axes[0]
     assert len([a for a in ax.get_children() if isinstance(a, AxesImage)]) == 2
     assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 1 and len(ax.get_lines()) == 1
+
+
+def test_show_saves_and_displays(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    monkeypatch.setenv("FGIC_FIGURES", str(tmp_path))
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    path = viz.show(fig, "00_demo")
+    assert path == tmp_path / "00_demo.png" and path.read_bytes() == shown[0].data
+    assert viz.show(fig) is None and len(shown) == 2 and len(list(tmp_path.iterdir())) == 1
