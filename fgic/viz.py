@@ -65,21 +65,20 @@ def savefig(fig, name: str, folder: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def show(fig, name: str | None = None) -> Path | None:
+def show(fig, name: str | None = None) -> None:
     """Save ``fig`` as ``figures/<name>.png`` (when named) and display it in the notebook as a PNG.
 
     Works with any matplotlib backend (headless runs use Agg, where a bare Figure would not render).
-    Returns the saved path, or None.
     """
     fig = getattr(fig, "figure", fig) if not isinstance(fig, Figure) else fig
-    path = savefig(fig, name) if name else None
+    if name:
+        savefig(fig, name)
     try:
         from IPython.display import Image, display
 
         display(Image(data=fig_to_png(fig)))
     except ImportError:  # outside IPython: saving is all there is to do
         pass
-    return path
 
 
 def _new_ax(ax=None, figsize=(5, 3.5)):
