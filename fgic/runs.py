@@ -304,3 +304,55 @@ def summary(records: list[Record]):
             for r in records
         ]
     )
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+    os.environ["TQDM_DISABLE"] = "1"
+
+
+def _train_in_worker(spec_dict: dict, group: str, name: str, retrain: bool, runs_root: str) -> str:
+    os.environ["FGIC_RUNS"] = runs_root
+    return train(RunSpec(**spec_dict), group=group, name=name, retrain=retrain, progress=False).run_id
+
+
+def train_many(
+    specs: list[RunSpec],
+    group: str = "default",
+    names: list[str] | None = None,
+    retrain: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[Record]:
+    """Train several specs (finished ones are reused) and return their records in order.
+
+    ``workers`` > 1 trains that many runs side by side in spawned processes with
+    ``torch.get_num_threads() // workers`` threads each: on a CPU, small networks train faster this way
+    than one run at a time with all threads. Default: 2 workers on a CPU with at least 2 threads, else 1.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    names = names or [""] * len(specs)
+    todo = [i for i, s in enumerate(specs) if retrain or find(s, group) is None]
+    if workers is None:
+        workers = 2 if not torch.cuda.is_available() and torch.get_num_threads() >= 2 else 1
+    workers = max(1, min(workers, len(todo)))
+    quiet = not progress or os.environ.get("TQDM_DISABLE") == "1"
+    if workers == 1:
+        for i in tqdm(todo, desc="runs", disable=quiet):
+            train(specs[i], group, names[i], retrain, progress=False)
+    elif todo:
+        threads = max(1, torch.get_num_threads() // workers)
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+        ) as pool:
+            futures = [
+                pool.submit(_train_in_worker, specs[i].to_dict(), group, names[i], retrain, str(runs_dir()))
+                for i in todo
+            ]
+            for f in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=quiet):
+                f.result()  # re-raises a worker's error here
+    return [train(s, group, n, retrain=False, progress=False) for s, n in zip(specs, names)]

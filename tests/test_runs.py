@@ -102,3 +102,13 @@ def test_load_model_reproduces_the_recorded_accuracy(runs_root):
         acc = (model(x).argmax(1) == y).float().mean().item()
     assert acc == pytest.approx(rec.metrics["test_top1"])
     assert list(runs.summary([rec]).columns)[:4] == ["run", "name", "val_top1", "test_top1"]
+
+
+def test_train_many_in_two_processes_matches_one_by_one(runs_root):
+    specs = [spec(train={"epochs": 1, "batch_size": 6, "lr": lr, "accelerator": "cpu"}) for lr in (0.01, 0.02)]
+    par = runs.train_many(specs, group="par", names=["a", "b"], workers=2, progress=False)
+    seq = runs.train_many(specs, group="seq", workers=1, progress=False)
+    assert [r.run_id for r in par] == [s.run_id for s in specs] and [r["name"] for r in par] == ["a", "b"]
+    for p, s in zip(par, seq):
+        assert p.metrics["test_top1"] == s.metrics["test_top1"]
+        assert p.history[0]["train_loss"] == pytest.approx(s.history[0]["train_loss"], rel=1e-5)
