@@ -25,12 +25,12 @@ import json
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fgic import paths
 from fgic.data.base import SPLITS, stratified_split
 from fgic.data.registry import register_dataset
 from fgic.data.synthetic_render import ATTRIBUTE_PARTS, ATTRIBUTES, PART_NAMES, part_boxes, render, sample_scenes
@@ -97,13 +97,9 @@ def generate(stream: int, labels: np.ndarray, table: np.ndarray, seed: int, imag
                 boxes=torch.from_numpy(np.stack([boxes[k] for k in BOX_KEYS], 1).astype(np.float32)))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("FGIC_CACHE") or "~/.cache/fgic").expanduser() / "synthetic"
-
-
 def _load_or_generate(stream: str, knobs: dict, seed: int, cache: bool) -> dict:
     key = json.dumps(dict(knobs, seed=seed, stream=stream, version=VERSION), sort_keys=True)
-    path = cache_dir() / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+    path = paths.cache_dir() / "synthetic" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     if cache and path.exists():
         try:
             return torch.load(path, weights_only=True)
