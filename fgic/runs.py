@@ -247,6 +247,7 @@ def train(
         **prov,
     )
     _write_json(rec, d / "record.json")
+    live = list(earlier.get("history", []))  # the record on disk grows epoch by epoch while training
     t0 = time.perf_counter()
     try:
         result = fit(
@@ -261,7 +262,7 @@ def train(
             resume=True,
             stop_after=stop_after,
             progress=progress,
-            on_epoch=lambda row: _write_json({**rec, "history": rec.get("history", []) + [row]}, d / "record.json"),
+            on_epoch=lambda row: _write_json({**rec, "history": live.append(row) or live}, d / "record.json"),
         )
     except BaseException as e:
         rec.update(

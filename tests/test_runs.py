@@ -112,3 +112,10 @@ def test_train_many_in_two_processes_matches_one_by_one(runs_root):
     for p, s in zip(par, seq):
         assert p.metrics["test_top1"] == s.metrics["test_top1"]
         assert p.history[0]["train_loss"] == pytest.approx(s.history[0]["train_loss"], rel=1e-5)
+
+
+def test_record_on_disk_grows_during_training(runs_root):
+    s = spec(train={"epochs": 3, "batch_size": 6, "lr": 0.01, "accelerator": "cpu"})
+    runs.train(s, group="live", progress=False, stop_after=2)
+    on_disk = json.loads((runs_root / "live" / s.run_id / "record.json").read_text())
+    assert on_disk["status"] == "interrupted" and [h["epoch"] for h in on_disk["history"]] == [1, 2]

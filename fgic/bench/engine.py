@@ -2,7 +2,8 @@
 
 For each (model, resolution): images/s of
 
-- ``bare``: a hand-written loop (forward, cross-entropy, backward, SGD step) over random tensors;
+- ``bare``: a hand-written loop (forward, cross-entropy, backward, SGD step) over a shuffled
+  ``DataLoader`` of random tensors;
 - ``engine``: ``fgic.engine.fit`` over the same tensors (Fabric, history, NaN guard), epoch time only;
 - ``end_to_end``: ``fit`` over the embedded benchmark with its transforms and data loader.
 
@@ -17,7 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from fgic.engine import TrainConfig, fit
 from fgic.losses import create_loss
@@ -50,7 +51,7 @@ def measure(
     n = batch * steps
     x, y = torch.randn(n, 3, size, size), torch.randint(0, num_classes, (n,))
     ds = TensorDataset(x, y)
-    batches = [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
+    batches = DataLoader(ds, batch, shuffle=True, drop_last=True)  # the same loading work as the engine's
     cl = device == "cuda"
     cfg = TrainConfig(
         epochs=2, batch_size=batch, lr=0.01, schedule="none", weight_decay=0.0, accelerator=device, eval_test=False
@@ -62,7 +63,7 @@ def measure(
         if cl:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        _bare_epoch(model, opt, batches[:2], device, cl)  # warm-up
+        _bare_epoch(model, opt, batches, device, cl)  # warm-up epoch, as the engine's first
         bare.append(_bare_epoch(model, opt, batches, device, cl))
         model = create_model(name, num_classes)
         res = fit(model, create_loss("ce", num_classes), ds, cfg=cfg, progress=False)
