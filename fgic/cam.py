@@ -33,11 +33,18 @@ from torchvision.ops import roi_align
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity for ndimage.label
 
 
-def normalize_maps(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Per-image min-max normalisation of (B, H, W) maps to [0, 1]."""
+def normalize_maps(maps: torch.Tensor, eps: float = 1e-12, rtol: float = 1e-5) -> torch.Tensor:
+    """Per-image min-max normalisation of (B, H, W) maps to [0, 1].
+
+    A map whose range is at rounding level (below ``rtol`` x its magnitude) carries no evidence and
+    becomes all zeros, instead of rounding noise stretched to [0, 1].
+    """
     flat = maps.flatten(1)  # (B, H*W)
     lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    return ((flat - lo) / (hi - lo).clamp_min(eps)).view_as(maps)
+    span = hi - lo
+    flat_map = span <= torch.maximum(rtol * torch.maximum(lo.abs(), hi.abs()), torch.full_like(span, eps))
+    out = (flat - lo) / span.clamp_min(eps)
+    return out.masked_fill(flat_map, 0.0).view_as(maps)
 
 
 def _upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -98,18 +105,20 @@ def grad_cam(
 def cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
     """Class activation maps (B, H, W) in [0, 1] (Zhou et al.): sum_k w_{c,k} A^k, upsampled and normalised.
 
-    For GAP + linear heads the weights are ``model.get_classifier().weight``. A model whose head is not of
-    that form (an FCN head) may define ``model.cam(fmap) -> (B, K, h, w)`` per-class maps instead. A norm
-    between the pool and the linear layer (timm ConvNeXt) is ignored, the usual approximation.
+    For GAP + linear heads the weights are ``model.get_classifier().weight``. A classifier that is not of
+    that form (``fgic.nn.fcn_head.FCNHead``) gives its per-class maps itself: ``classifier.cam(fmap) ->
+    (B, K, h, w)``. A norm between the pool and the linear layer (timm ConvNeXt) is ignored, the usual
+    approximation.
     """
     fmap = model.forward_features(images)  # (B, C, h, w)
     if classes is None:
         classes = model.forward_head(fmap).argmax(1)  # (B,)
     idx = torch.arange(len(fmap), device=fmap.device)
-    if callable(getattr(model, "cam", None)):
-        maps = model.cam(fmap)[idx, classes]  # (B, h, w)
+    head = model.get_classifier()
+    if callable(getattr(head, "cam", None)):
+        maps = head.cam(fmap)[idx, classes]  # (B, h, w)
     else:
-        w = model.get_classifier().weight  # (K, C)
+        w = head.weight  # (K, C)
         if w.shape[1] != fmap.shape[1]:
             raise ValueError(
                 f"CAM needs a linear classifier on the {fmap.shape[1]} feature channels, "

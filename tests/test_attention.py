@@ -249,3 +249,16 @@ def test_attention_prefixes_select_exactly_the_attention_params(name):
     if name in SEED2 and has_attention:
         assert prefixes == (model.ATTENTION_PREFIX,) == ("attention.",)
         assert paper_param_groups(model) == {"attention.": 0.1, "": 0.01}
+
+
+def test_fgic_cam_uses_the_fcn_head_maps():
+    """fgic.cam.cam on an FCN network equals its head's own per-class map of the true class."""
+    from fgic.cam import cam, normalize_maps
+
+    torch.manual_seed(0)
+    net = create_model("fcn_resnet50", 3, layers=(1, 1, 1, 1), width=8).eval()
+    x, classes = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    with torch.no_grad():
+        own = net.cam(x)[torch.arange(2), classes]  # (B, h, w)
+        expected = normalize_maps(torch.nn.functional.interpolate(own[:, None], size=(64, 64), mode="bilinear")[:, 0])
+    torch.testing.assert_close(cam(net, x, classes), expected)

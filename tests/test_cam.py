@@ -94,7 +94,7 @@ def test_cam_closed_form_and_fcn_hook():
     classes = torch.tensor([2, 0])
     expected = _minmax(torch.einsum("bc,bchw->bhw", net.fc.weight[classes], a))  # no ReLU in CAM
     torch.testing.assert_close(cam(net, a, classes), expected)
-    net.cam = lambda fmap: -torch.einsum("kc,bchw->bkhw", net.fc.weight, fmap)  # an FCN head's own maps
+    net.fc.cam = lambda fmap: -torch.einsum("kc,bchw->bkhw", net.fc.weight, fmap)  # an FCN head's own maps
     expected = _minmax(-torch.einsum("bc,bchw->bhw", net.fc.weight[classes], a))
     torch.testing.assert_close(cam(net, a, classes), expected)
 
@@ -156,3 +156,5 @@ def test_normalize_maps_range(shape):
     m = normalize_maps(torch.randn(shape) * 10)
     assert m.amin((1, 2)).abs().max() < 1e-6 and (m.amax((1, 2)) - 1).abs().max() < 1e-6
     assert normalize_maps(torch.full(shape, 3.0)).abs().max() == 0  # constant map -> zeros
+    noisy = torch.full(shape, 3.0) + torch.randn(shape) * 1e-7  # flat up to float rounding
+    assert normalize_maps(noisy).abs().max() == 0
