@@ -1,0 +1,209 @@
+"""Experiment grid of notebook 01: "ACANet: A Fine-grained Image Classification Optimization Method Based
+on Convolution and Attention Fusion" (Tan & Xu, 2023), Tables 2-4 and Figs. 8-9.
+
+Built from the merged settings ``S`` of ``fgic.profiles.settings("01_acanet", profile)``:
+
+- ``table2_specs(S)``: models x losses x data sets (Table 2; ACANet's CE/Focal/MC rows are the paper's);
+- ``table3_specs(S)``: backbones under CE (Table 3);
+- ``table4_specs(S)``: the ablation (complete / minus ACCB / minus FCSA+ACCB) under CE and MC, several seeds;
+- ``specs(S)``: all of them, one entry per distinct run (the tables share runs: Table 3's ResNet18 and
+  ACANet rows are Table 2's CE rows, Table 4's seed-``S["seed"]`` complete rows are ACANet's Table 2 rows).
+
+Data sets are registry names (``cub``, ``cars``, ``flowers102``) or ``"synthetic"``, the embedded benchmark
+with ``S["benchmark"]`` (its own column in every table, never the paper's data). smoke / default run the
+benchmark only, with the per-model ``S["model_kw"]`` (narrow widths, FCSA restricted to the deep stages)
+and ``S["train"]``; the paper profile runs the real data sets at 224 px with the paper's schedule (SGD,
+lr 0.1, x0.1 at epochs 200 and 400, 600 epochs, from scratch). Published numbers: ``paper_numbers()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from fgic.runs import RunSpec
+
+NOTEBOOK = "01_acanet"
+BENCHMARK = "synthetic"  # the embedded benchmark's registry name
+# row / column labels of the paper -> registry names
+MODELS = {"ResNet 18": "resnet18", "VGG 16": "vgg16", "ACANet (ours)": "acanet18"}
+LOSSES = {
+    "CE Loss": "ce",
+    "Focal Loss": "focal",
+    "MC Loss": "mc",
+    "Center Loss": "center",
+    "A-softmax Loss": "asoftmax",
+    "COCO Loss": "coco",
+    "LGM Loss": "lgm",
+    "LMCL Loss": "cosface",
+}
+DATASETS = {"CUB-200-2011": "cub", "Stanford Cars": "cars", "Flower-102": "flowers102"}
+BACKBONES = {
+    "ResNet 18": "resnet18",
+    "VGG 16": "vgg16",
+    "GoogleNet": "googlenet",
+    "MobileNetV3": "mobilenetv3_large",
+    "DenseNet": "densenet121",
+    "ConvNeXt": "convnext_tiny_tv",
+    "ACANet (ours)": "acanet18",
+}
+ABLATION = {
+    "Complete structure": "acanet18",
+    "Minus ACCB": "acanet18_no_accb",
+    "Minus (FCSA+ACCB)": "acanet18_plain",
+}
+
+
+def paper_numbers() -> dict:
+    """The paper's published top-1 accuracies in % (``acanet_numbers.yaml``): tables 2, 3, 4."""
+    return yaml.safe_load(Path(__file__).with_name("acanet_numbers.yaml").read_text())
+
+
+def paper_value(table: str, model: str, key: str, dataset: str | None = None) -> float | None:
+    """One published number or None: ``paper_value("table2", "acanet18", "mc", "cub")``,
+    ``paper_value("table3", "googlenet", "cars")``, ``paper_value("table4", "acanet18_plain", "ce")``."""
+    cell = paper_numbers()[table].get(model, {}).get(key)
+    if isinstance(cell, dict):
+        return cell.get(dataset)
+    return cell
+
+
+def run_name(model: str, loss: str, dataset: str, seed: int) -> str:
+    """Key of a run in the spec dicts, e.g. ``"acanet18-mc-synthetic-s0"`` (also the record's name)."""
+    return f"{model}-{loss}-{dataset}-s{seed}"
+
+
+def make_spec(S: dict, model: str, loss: str = "ce", dataset: str = BENCHMARK, seed: int | None = None) -> RunSpec:
+    """One run of the profile: ``model`` / ``loss`` registry names on ``dataset`` with training seed ``seed``."""
+    seed = S["seed"] if seed is None else seed
+    if dataset == BENCHMARK:
+        data_kw, size = dict(S["benchmark"]), S["benchmark"]["image_size"]
+    else:
+        data_kw, size = dict(S.get("data_kw") or {}), S["image_size"]
+    return RunSpec(
+        model=model,
+        dataset=dataset,
+        loss=loss,
+        model_kw=dict((S.get("model_kw") or {}).get(model) or {}),
+        loss_kw=dict((S.get("loss_kw") or {}).get(loss) or {}),
+        data_kw=data_kw,
+        transform=S["transform"],
+        transform_kw={"image_size": size},
+        train={**S["train"], "seed": seed},
+    )
+
+
+def _grid(S: dict, models, losses, datasets, seeds) -> dict[str, RunSpec]:
+    return {
+        run_name(m, lo, d, s): make_spec(S, m, lo, d, s)
+        for d in datasets
+        for m in models
+        for lo in losses
+        for s in seeds
+    }
+
+
+def table2_specs(S: dict) -> dict[str, RunSpec]:
+    """Table 2: ``S["table2"]["models"]`` x ``["losses"]`` on every data set of ``S["datasets"]``."""
+    t = S["table2"]
+    return _grid(S, t["models"], t["losses"], S["datasets"], [S["seed"]])
+
+
+def table3_specs(S: dict) -> dict[str, RunSpec]:
+    """Table 3: the backbones ``S["table3"]["models"]`` under CE on every data set of ``S["datasets"]``."""
+    return _grid(S, S["table3"]["models"], ["ce"], S["datasets"], [S["seed"]])
+
+
+def table4_specs(S: dict) -> dict[str, RunSpec]:
+    """Table 4: the ablation models x ``S["table4"]["losses"]`` x ``["seeds"]`` on ``["datasets"]``."""
+    t = S["table4"]
+    return _grid(S, t["models"], t["losses"], t["datasets"], t["seeds"])
+
+
+def specs(S: dict) -> dict[str, RunSpec]:
+    """Every distinct run of the profile (tables 2, 3, 4 merged; a shared run appears once)."""
+    out: dict[str, RunSpec] = {}
+    for part in (table2_specs(S), table3_specs(S), table4_specs(S)):
+        out.update(part)
+    return out
+
+
+def label_of(mapping: dict, name: str) -> str:
+    """The paper's label of registry name ``name`` in ``mapping`` (e.g. ``MODELS``), or ``name`` itself."""
+    return next((k for k, v in mapping.items() if v == name), name)
+
+
+def comparison_rows(table: str, S: dict, records: dict, models, losses=("ce",)) -> list[dict]:
+    """Rows for ``fgic.viz.paper_vs_ours``: one per (model, loss, data set column).
+
+    The columns are the paper's three data sets and the benchmark; ``records`` maps ``run_name`` -> record
+    (a missing key = not run here). ``table`` is "table2" or "table3" (where the paper's number comes from).
+    """
+    rows = []
+    for m in models:
+        for lo in losses:
+            for label, d in [*DATASETS.items(), ("benchmark (ours)", BENCHMARK)]:
+                key = (m, d) if table == "table3" else (m, lo, d)
+                paper = None if d == BENCHMARK else paper_value(table, *key)
+                names = {"table2": MODELS, "table3": BACKBONES}[table]
+                rows.append({
+                    "setting": f"{label_of(names, m)} / {label_of(LOSSES, lo)} / {label}",
+                    "model": label_of(names, m),
+                    "loss": label_of(LOSSES, lo),
+                    "dataset": label,
+                    "paper": paper,
+                    "run": records.get(run_name(m, lo, d, S["seed"])),
+                })
+    return rows
+
+
+def wide(df, index=("model", "loss")):
+    """A long ``paper_vs_ours`` table -> one row per (model, loss), paper / ours / run per data set."""
+    import pandas as pd
+
+    cols = list(DATASETS) + ["benchmark (ours)"]
+    out = df.pivot_table(index=list(index), columns="dataset", values=["paper", "ours", "run"],
+                         aggfunc="first", sort=False)
+    out = out.swaplevel(0, 1, axis=1)
+    order = [(c, v) for c in cols for v in ("paper", "ours", "run") if (c, v) in out.columns]
+    out = out[order]
+    out = out.drop(columns=[("benchmark (ours)", "paper")], errors="ignore")  # the paper has no such column
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    empty = [c for c in out.columns if c[1] == "run" and not out[c].fillna("").astype(bool).any()]
+    return out.drop(columns=empty)  # a "run" column with no run in it says nothing
+
+
+def fcsa_attention_flops(model, input_size=(3, 224, 224)) -> int:
+    """FLOPs (2 x MACs) of the windowed attention products inside every FCSA of ``model``, one image.
+
+    ``fgic.profile.complexity`` counts convolutions and matrix products only; FCSA's q.k and attn.v over
+    its window are element-wise products and sums, so they are added here: per FCSA, 2 x (2 x C x n_off
+    x Ho x Wo), n_off = the window positions that can fall inside the input map (as ``FCSA.attention``).
+    """
+    import torch
+
+    from fgic.nn.fcsa import FCSA
+
+    total = 0
+
+    def hook(m, inputs, output):
+        nonlocal total
+        _, _, h, w = inputs[0].shape  # (B, Cin, H, W)
+        _, c, ho, wo = output.shape  # (B, C, Ho, Wo)
+        r = m.kernel_att // 2
+        n_off = (2 * min(r, h - 1) + 1) * (2 * min(r, w - 1) + 1)
+        total += 2 * 2 * c * n_off * ho * wo
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FCSA)]
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=p.device, dtype=p.dtype))
+    finally:
+        model.train(was_training)
+        for hnd in handles:
+            hnd.remove()
+    return total
