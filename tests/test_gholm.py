@@ -181,3 +181,15 @@ def test_gholm_convnext_atto_forward_backward():
     assert model.net.fc.weight.grad is not None and model.net.body.stem[0].weight.grad.abs().sum() > 0
     with torch.no_grad():
         assert model.eval().predict_logits(x).shape == (2, 5)
+
+
+def test_gholm_resnet18_backbone_trains_and_predicts():
+    torch.manual_seed(0)
+    m = create_model("gholm_resnet18", 3, width=8, mu=1.7)
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 0])
+    loss, logits = m.training_loss(x, y, None)
+    loss.backward()
+    assert logits.shape == (4, 3) and torch.isfinite(loss)
+    assert m.net.features.conv1.weight.grad is not None and m.net.features.conv1.out_channels == 8
+    with torch.no_grad():
+        assert m.eval().predict_logits(x).shape == (4, 3)
