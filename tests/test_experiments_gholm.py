@@ -1,0 +1,144 @@
+"""The experiment grid of notebook 04 (GHOLM-Net): specs for every profile, the numbers file, the helpers."""
+
+import pytest
+import torch
+
+from fgic import profiles
+from fgic.data.transforms import list_presets
+from fgic.engine import TrainConfig
+from fgic.experiments import gholm as ex
+from fgic.losses import list_losses
+from fgic.models import create_model, list_models
+from fgic.runs import RunSpec
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_specs_build_for_every_profile(profile):
+    S = profiles.settings(ex.NOTEBOOK, profile)
+    grid = ex.specs(S)
+    assert grid, "no runs"
+    for name, s in grid.items():
+        assert isinstance(s, RunSpec)
+        assert s.model in list_models() and s.loss in list_losses() and s.transform in list_presets()
+        assert isinstance(s.config, TrainConfig)  # validates the training keys
+        backbone_kw = {"dims", "depths", "output_stride", "ls_init_value", "drop_rate", "width"}
+        assert set(s.model_kw) - backbone_kw <= set(
+            ex.ROWS["Raw"]) | {"mu"}, name
+    # every ablation row on the benchmark, for every seed; the full model is shared with the mu / scale grids
+    abl = ex.ablation_specs(S)
+    for row in ex.ROWS:
+        for seed in S.get("seeds") or [0]:
+            assert ex.run_name(ex.BENCHMARK, row, seed) in abl
+    full_id = abl[ex.run_name(ex.BENCHMARK, ex.FULL)].run_id
+    if ex.DEFAULT_MU in (S.get("mu_values") or []):
+        assert ex.mu_specs(S)[ex.run_name(ex.BENCHMARK, f"mu={ex.DEFAULT_MU}")].run_id == full_id
+    own = S["benchmark"]["object_scale"]
+    if own in (S.get("object_scales") or []):
+        assert ex.scale_specs(S)[ex.run_name(ex.scale_name(own), ex.FULL)].run_id == full_id
+    # the switches of each row are what Tables 2 / 3 say
+    assert abl[ex.run_name(ex.BENCHMARK, "Raw")].model_kw["use_crop"] is False
+    assert "use_drop" not in abl[ex.run_name(ex.BENCHMARK, "+Drop")].model_kw
+    for s in abl.values():
+        if s.dataset == "synthetic":
+            assert s.data_kw["image_size"] == s.transform_kw["image_size"] and s.pretrained is False
+
+
+def test_cpu_profiles_use_the_benchmark_only():
+    for profile in ("smoke", "default"):
+        S = profiles.settings(ex.NOTEBOOK, profile)
+        assert {s.dataset for s in ex.specs(S).values()} == {"synthetic"}
+        assert not ex.comparison_specs(S)
+
+
+def test_paper_profile_follows_the_paper():
+    S = profiles.settings(ex.NOTEBOOK, "paper")
+    grid = ex.specs(S)
+    real = {k: s for k, s in grid.items() if s.dataset != "synthetic"}
+    assert {s.dataset for s in real.values()} == {"cub", "cars", "aircraft", "dogs"}
+    for s in real.values():
+        cfg = s.config
+        assert s.model == "gholm_convnext_small" and s.pretrained is True and s.transform == "gholm"
+        assert cfg.optimizer == "sgd" and cfg.momentum == 0.9 and cfg.weight_decay == 1e-4 and cfg.batch_size == 16
+        assert cfg.lr == 1e-3 and cfg.schedule == "multistep" and cfg.milestones == (15, 30) and cfg.gamma == 0.1
+        assert s.transform_kw["image_size"] == 448 and s.transform_kw.get("dogs", False) == (s.dataset == "dogs")
+    for row in ex.ROWS:  # Tables 2 and 3
+        assert ex.run_name("cub", row) in grid and ex.run_name("cars", row) in grid
+    for mu in ex.load_numbers()["table4"]["mu"]:  # Table 4
+        assert ex.run_name("cub", f"mu={mu}") in grid
+    assert grid[ex.run_name("cub", "mu=1.7")].run_id == grid[ex.run_name("cub", ex.FULL)].run_id
+    with pytest.raises(ValueError):
+        ex.spec(S, "cub", object_scale=0.5)
+    with pytest.raises(KeyError):
+        ex.spec(S, "imagenet")
+
+
+def test_numbers_have_the_tables_shapes():
+    n = ex.load_numbers()
+    for t in ("table2", "table3"):
+        assert list(n[t]["rows"]) == list(ex.ROWS)
+        acc = list(n[t]["rows"].values())
+        assert acc == sorted(acc)  # each branch adds accuracy in the paper
+    assert list(n["table4"]["mu"]) == [1.6, 1.7, 1.8, 1.9, 2.0, 2.1]
+    assert max(n["table4"]["mu"], key=n["table4"]["mu"].get) == ex.DEFAULT_MU
+    assert n["table4"]["mu"][ex.DEFAULT_MU] == n["table2"]["rows"]["+Drop"]  # the same full model
+    assert list(n["table5"]["rows"]) == list(ex.LOGIT_MODES)
+    for t, d in ex.COMPARISON.items():
+        rows = n[t]["rows"]
+        assert n[t]["dataset"] == d and len(rows) in (6, 7)
+        by = {r["method"]: r["acc"] for r in rows}
+        assert by["GHOLM-Net (ours)"] > by["ConvNeXt [9]"]
+    assert {r["method"]: r["acc"] for r in n["table7"]["rows"]}["ConvNeXt [9]"] == n["table2"]["rows"]["Raw"]
+    df = ex.comparison_table("table8")
+    assert len(df) == 7 and (df["ours"] != "").all()
+
+
+def test_mean_record_and_tables():
+    recs = [{"run_id": "a", "name": "x", "metrics": {"test_top1": 0.5}},
+            {"run_id": "b", "name": "x", "metrics": {"test_top1": 0.7}}]
+
+    class R(dict):
+        run_id = property(lambda self: self["run_id"])
+        metrics = property(lambda self: self["metrics"])
+
+    m = ex.mean_record([R(r) for r in recs])
+    assert m["run_id"] == "a,b" and abs(m["metrics"]["test_top1"] - 0.6) < 1e-9
+    assert ex.mean_record([None]) is None
+    t = ex.paper_and_ours({"Raw": 90.6, "+Crop": 91.4}, {"benchmark": {"Raw": m}})
+    assert t.loc["Raw", "benchmark"] == 60.0 and t.loc["Raw", "benchmark run"] == "a,b"
+    assert t.loc["+Crop", "benchmark run"] == ""
+
+
+def test_coverage_closed_form():
+    crop = torch.tensor([0.0, 0.0, 10.0, 10.0])
+    obj = torch.tensor([0.0, 0.0, 20.0, 10.0])
+    parts = [torch.tensor([2.0, 2.0, 4.0, 4.0]), torch.tensor([9.0, 0.0, 13.0, 4.0])]  # inside; a quarter inside
+    c = ex._coverage(crop, obj, parts, (20, 20))
+    assert c["part_centres_in"] == 0.5 and c["all_part_centres_in"] == 0.0
+    assert abs(c["part_covered"] - 0.625) < 1e-6 and abs(c["object_covered"] - 0.5) < 1e-6
+    assert abs(c["crop_area"] - 0.25) < 1e-6
+    ref = ex._centred(crop[None], 20, 20)[0]
+    assert torch.equal(ref, torch.tensor([5.0, 5.0, 15.0, 15.0]))
+
+
+def test_logit_modes_and_coverage_on_a_tiny_model():
+    from fgic.data import build_dataset
+    from fgic.data.transforms import build_transform
+
+    S = profiles.settings(ex.NOTEBOOK, "smoke")
+    s = ex.spec(S, ex.BENCHMARK)
+    torch.manual_seed(0)
+    ds = build_dataset("synthetic", split="test", transform=build_transform("plain", False, 32), **S["benchmark"])
+    model = create_model(s.model, ds.num_classes, **s.model_kw)
+
+    class Rec(dict):
+        run_id = "tiny"
+
+    out = ex.logit_mode_accuracy(Rec(name="tiny"), limit=6, model=model, dataset=ds, mu=2.0)
+    assert out["n"] == 6 and out["mu"] == 2.0 and model.mu == ex.DEFAULT_MU  # restored
+    assert set(out["metrics"]) == {f"top1_{m}" for m in ex.LOGIT_MODES}
+    assert all(0 <= v <= 1 for v in out["metrics"].values())
+    cov = ex.crop_coverage(model, ds, [0, 3, 5], batch_size=2)
+    assert len(cov) == 3 and cov.filter(like="crop_area").le(1 + 1e-6).all().all()
+    assert (cov["crop: part_centres_in"] >= cov["crop: all_part_centres_in"]).all()
+    fig, views = ex.branch_figure(model, torch.stack([ds[i][0] for i in range(2)]), titles=["a", "b"])
+    assert views["crops"].shape == (2, 3, 32, 32) and len(fig.axes) == 8
