@@ -83,7 +83,8 @@ class ImageListDataset(Dataset):
     """``samples`` = [(path, label), ...]; items are ``(transform(image), label)``.
 
     ``boxes`` (optional) maps a sample index to annotations in original-image pixels, e.g.
-    ``{"object": (x0, y0, x1, y1)}``; ``annotation(i)`` returns them with the image size.
+    ``{"object": (x0, y0, x1, y1)}``; ``annotation(i)`` returns a copy. Loaders that know the image
+    size add ``"size": (W, H)`` (``fgic.data.cub.AnnotatedImageList`` reads it from the file header).
     """
 
     def __init__(
