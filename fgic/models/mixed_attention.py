@@ -27,6 +27,7 @@ in training mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -136,41 +137,7 @@ def _resnet(kind: str, num_classes: int, pretrained: bool | str, width: int = 64
     return MixedAttentionNet(trunk, channels, num_classes, attn, hidden, drop_rate)
 
 
-@register_model("vgg16bn_base", paper="002")
-def vgg16bn_base(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _vgg("base", num_classes, pretrained, **kw)
-
-
-@register_model("vgg16bn_ca", paper="002")
-def vgg16bn_ca(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _vgg("ca", num_classes, pretrained, **kw)
-
-
-@register_model("vgg16bn_sa", paper="002")
-def vgg16bn_sa(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _vgg("sa", num_classes, pretrained, **kw)
-
-
-@register_model("vgg16bn_ma", paper="002")
-def vgg16bn_ma(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _vgg("ma", num_classes, pretrained, **kw)
-
-
-@register_model("resnet50_base", paper="002")
-def resnet50_base(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _resnet("base", num_classes, pretrained, **kw)
-
-
-@register_model("resnet50_ca", paper="002")
-def resnet50_ca(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _resnet("ca", num_classes, pretrained, **kw)
-
-
-@register_model("resnet50_sa", paper="002")
-def resnet50_sa(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _resnet("sa", num_classes, pretrained, **kw)
-
-
-@register_model("resnet50_ma", paper="002")
-def resnet50_ma(num_classes: int, pretrained: bool | str = False, **kw) -> MixedAttentionNet:
-    return _resnet("ma", num_classes, pretrained, **kw)
+# vgg16bn_{base,ca,sa,ma} and resnet50_{base,ca,sa,ma}: factory(num_classes, pretrained=False, **kw)
+for _kind in ("base", "ca", "sa", "ma"):
+    register_model(f"vgg16bn_{_kind}", paper="002")(partial(_vgg, _kind))
+    register_model(f"resnet50_{_kind}", paper="002")(partial(_resnet, _kind))

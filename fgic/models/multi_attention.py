@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -173,26 +174,12 @@ def attention_maps(model: nn.Module) -> dict[str, torch.Tensor]:
     return maps
 
 
-@register_model("plain_resnet50", paper="001")
-def plain_resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> MultiAttentionResNet:
-    return MultiAttentionResNet(num_classes, "none", "fc", pretrained=pretrained, **kw)
+def _multi_attention_resnet50(attention: str, head: str, num_classes: int, pretrained: bool | str = False, **kw):
+    return MultiAttentionResNet(num_classes, attention, head, pretrained=pretrained, **kw)
 
 
-@register_model("fcn_resnet50", paper="001")
-def fcn_resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> MultiAttentionResNet:
-    return MultiAttentionResNet(num_classes, "none", "fcn", pretrained=pretrained, **kw)
-
-
-@register_model("ca_resnet50", paper="001")
-def ca_resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> MultiAttentionResNet:
-    return MultiAttentionResNet(num_classes, "ca", "fc", pretrained=pretrained, **kw)
-
-
-@register_model("sa_resnet50", paper="001")
-def sa_resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> MultiAttentionResNet:
-    return MultiAttentionResNet(num_classes, "sa", "fc", pretrained=pretrained, **kw)
-
-
-@register_model("csca_resnet50", paper="001")
-def csca_resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> MultiAttentionResNet:
-    return MultiAttentionResNet(num_classes, "csca", "fc", pretrained=pretrained, **kw)
+# seed 001's five networks: name -> (attention in every bottleneck, head)
+for _name, (_attn, _head) in {"plain_resnet50": ("none", "fc"), "fcn_resnet50": ("none", "fcn"),
+                              "ca_resnet50": ("ca", "fc"), "sa_resnet50": ("sa", "fc"),
+                              "csca_resnet50": ("csca", "fc")}.items():
+    register_model(_name, paper="001")(partial(_multi_attention_resnet50, _attn, _head))
