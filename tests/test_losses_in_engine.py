@@ -1,0 +1,37 @@
+"""Every registered loss trains through the one engine, and its learnable parameters are optimised."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import TensorDataset
+
+from fgic.engine import TrainConfig, fit
+from fgic.losses import create_loss, list_losses
+from fgic.models import ClassifierNet
+
+
+def blobs(n=24, k=3, size=8):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % k
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5
+    x[torch.arange(n), y] += 1.5
+    return TensorDataset(x, y)
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_loss_trains_through_the_engine(name):
+    torch.manual_seed(0)
+    k = 3
+    model = ClassifierNet(nn.Sequential(nn.Conv2d(3, 9, 3, padding=1), nn.ReLU()), 9, k)  # 9 = k x 3 channels
+    criterion = create_loss(name, num_classes=k, feat_dim=model.num_features)
+    before = copy.deepcopy(criterion.state_dict())
+    ds = blobs()
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, accelerator="cpu", weight_decay=0.0)
+    res = fit(model, criterion, ds, ds, None, cfg, progress=False)
+    assert res["finished"] and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in res["history"])
+    assert 0.0 <= res["metrics"]["val_top1"] <= 1.0
+    learnable = [n for n, p in criterion.named_parameters() if p.requires_grad]
+    moved = [n for n in learnable if not torch.equal(before[n], criterion.state_dict()[n])]
+    assert moved == learnable, f"{name}: parameters not optimised: {set(learnable) - set(moved)}"
