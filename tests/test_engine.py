@@ -155,3 +155,15 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path):
     for k in sd1:
         torch.testing.assert_close(sd1[k], sd2[k], atol=1e-5, rtol=1e-4)
     assert two["metrics"]["val_top1"] == pytest.approx(one["metrics"]["val_top1"])
+
+
+@pytest.mark.parametrize("kw", [{"precision": "bf16-mixed"}, {"channels_last": True}, {"compile": True}],
+                         ids=["bf16", "channels_last", "compile"])
+def test_gpu_oriented_paths_also_run_on_cpu(kw):
+    """bf16 autocast, channels-last and torch.compile (auto-enabled on CUDA) still train when forced on CPU."""
+    torch.manual_seed(0)
+    ds = blobs()
+    res = fit(tiny_net(), create_loss("ce", 3), ds, ds, None, TrainConfig(epochs=3, batch_size=8, lr=0.1, **kw, **CPU),
+              progress=False)
+    assert res["precision"] == kw.get("precision", "32-true")
+    assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"] and res["metrics"]["val_top1"] > 0.6
