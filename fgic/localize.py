@@ -11,15 +11,23 @@ parts tell a class from its nearest classes; CUB gives object boxes), every heat
 ``centre_prior`` is the reference every score should be read against: a Gaussian blob at the image
 centre, which already scores well on data sets whose objects are centred. A method earns credit for
 beating it, not for a high number alone.
+
+Data sets without boxes (the ``cub100`` subset has no ``bounding_boxes.txt``) degrade gracefully: an image
+without an object box scores NaN ("not measured"), and ``score_heatmap_fn`` warns once with
+``NO_BOXES`` instead of failing.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 
 from fgic.cam import energy_in_box, pointing_game
+
+NO_BOXES = "no boxes in this data set: localisation scores are not measured (NaN)"
 
 
 def _boxes_mask(boxes: Sequence[Sequence[float]], h: int, w: int) -> torch.Tensor:
@@ -42,12 +50,18 @@ def _scaled(box, ann: dict, h: int, w: int) -> list[float]:
 def localisation_scores(heatmaps: torch.Tensor, annotations: Sequence[dict]) -> dict[str, torch.Tensor]:
     """Per-image scores (see the module docstring) for ``heatmaps`` (B, H, W) and their annotations.
 
-    Part scores are NaN for images without discriminative part boxes (e.g. CUB).
+    Object scores are NaN for images without an object box (e.g. the cub100 subset), part scores for
+    images without discriminative part boxes (e.g. CUB).
     """
     heatmaps = heatmaps.detach().float().cpu()
     b, h, w = heatmaps.shape
-    obj = torch.tensor([_scaled(a["object"], a, h, w) for a in annotations])  # (B, 4)
-    out = {"pointing_object": pointing_game(heatmaps, obj).float(), "energy_object": energy_in_box(heatmaps, obj)}
+    has_obj = torch.tensor([bool(a.get("object")) for a in annotations], dtype=torch.bool)  # (B,)
+    obj = torch.tensor([_scaled(a["object"], a, h, w) if a.get("object") else [0.0] * 4 for a in annotations])
+    nan = torch.full((b,), math.nan)
+    out = {
+        "pointing_object": torch.where(has_obj, pointing_game(heatmaps, obj.view(b, 4)).float(), nan),
+        "energy_object": torch.where(has_obj, energy_in_box(heatmaps, obj.view(b, 4)), nan),
+    }
     point_part, energy_part = torch.full((b,), float("nan")), torch.full((b,), float("nan"))
     for i, a in enumerate(annotations):
         parts = [_scaled(a["parts"][p], a, h, w) for p in a.get("discriminative", []) if p in a.get("parts", {})]
@@ -84,12 +98,17 @@ def score_heatmap_fn(
     batch_size: int = 32,
 ) -> dict[str, float]:
     """Mean scores of ``heatmap_fn(images, labels) -> (B, H, W)`` over ``dataset[indices]``, with the
-    centre prior's scores on the same images as ``prior_*``."""
+    centre prior's scores on the same images as ``prior_*``; NaN where the data set has no boxes (and a
+    ``NO_BOXES`` warning, once)."""
     scores: dict[str, list[torch.Tensor]] = {}
+    boxed = 0
     for s in range(0, len(indices), batch_size):
         images, labels, anns = collect(dataset, indices[s : s + batch_size])
+        boxed += sum(bool(a.get("object")) for a in anns)
         hm = heatmap_fn(images, labels)  # (B, H, W)
         for prefix, maps in (("", hm), ("prior_", centre_prior(len(hm), *hm.shape[-2:]))):
             for k, v in localisation_scores(maps, anns).items():
                 scores.setdefault(prefix + k, []).append(v)
+    if boxed == 0:
+        warnings.warn(f"{getattr(dataset, 'name', type(dataset).__name__)}: {NO_BOXES}", stacklevel=2)
     return {k: float(torch.cat(v).nanmean()) for k, v in scores.items()}

@@ -52,3 +52,48 @@ def test_centre_prior_and_score_heatmap_fn():
 
     s = score_heatmap_fn(corner, DS(), list(range(5)), batch_size=2)
     assert s["pointing_part"] == 1.0 and s["prior_pointing_part"] == 0.0 and s["energy_object"] == 1.0
+
+
+class _NoBoxes(torch.utils.data.Dataset):
+    """A data set like the cub100 subset: images and labels, annotations without boxes."""
+
+    name = "noboxes"
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.rand(3, 8, 8), i % 2
+
+    def annotation(self, i):
+        return {"size": (8, 8)}
+
+
+def test_images_without_an_object_box_score_nan_not_keyerror():
+    hm = torch.zeros(2, 4, 4)
+    hm[:, 0, 3] = 1.0
+    s = localisation_scores(hm, [{"size": (8, 8)}, ann(obj=(4, 0, 8, 4), size=(8, 8))])
+    assert math.isnan(s["pointing_object"][0].item()) and math.isnan(s["energy_object"][0].item())
+    assert s["pointing_object"][1].item() == 1.0  # the boxed image is still scored
+
+
+def test_a_data_set_without_boxes_degrades_to_a_note():
+    with pytest.warns(UserWarning, match="no boxes in this data set"):
+        scores = score_heatmap_fn(lambda x, y: x.mean(1), _NoBoxes(), [0, 1, 2, 3], batch_size=3)
+    assert all(math.isnan(v) for v in scores.values())
+
+
+CUB100 = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "cub100"
+
+
+@pytest.mark.skipif(not CUB100.is_dir(), reason=f"real CUB subset not found at {CUB100} (../shared/data/cub100)")
+def test_real_cub_subset_without_bounding_boxes_gives_a_note():
+    from fgic.data import build_dataset
+    from fgic.data.transforms import build_transform
+
+    test = build_dataset(
+        "cub", root=CUB100, split="test", transform=build_transform("plain", train=False, image_size=32)
+    )
+    with pytest.warns(UserWarning, match="no boxes in this data set"):
+        scores = score_heatmap_fn(lambda x, y: x.mean(1), test, [0, 1, 2])
+    assert math.isnan(scores["pointing_object"])
