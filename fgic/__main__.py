@@ -1,4 +1,4 @@
-"""Command line: ``python -m fgic run-notebooks | bench | list``."""
+"""Command line: ``python -m fgic run-notebooks | bench | list | lab``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
     sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
-    args = ap.parse_args(argv)
+    sub.add_parser("lab", help="JupyterLab on notebooks/ with the workspace's defaults (widget state saved)")
+    args, extra = ap.parse_known_args(argv)
+    if extra and args.cmd != "lab":
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd == "lab":
+        from fgic.lab import main as lab_main
+
+        return lab_main(extra)
 
     if args.cmd == "run-notebooks":
         from fgic.notebooks import run_notebooks

@@ -14,6 +14,7 @@ returns a (1, h, w) or (h, w) map in [0, 1], e.g. ``lambda x, y: fgic.cam.grad_c
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 
 import ipywidgets as W
@@ -24,6 +25,8 @@ from matplotlib.figure import Figure
 from fgic.viz import fig_to_png, image_grid, show_image, to_numpy_image
 
 OBJECT_COLOR = "lime"
+TITLE_CHARS = 26  # a panel title wraps at this many characters, so neighbours never overlap
+IMAGE_DPI = 100  # the explorer's image: size (inches) x 100 px on each side
 
 
 def _labels(dataset) -> list[int]:
@@ -65,6 +68,9 @@ def _hw(img) -> tuple[int, int]:
 class Explorer:
     """Widgets: class dropdown, image index, heatmap and boxes toggles; ``image`` shows the rendering.
 
+    Layout: the controls in a 280 px column left of the image, which is shown at its own pixel size
+    (``size`` inches x 100 dpi, 400 px by default), so the explorer fits a 1280x800 window.
+
     ``view`` is the assembled widget to display. Picking a class jumps to its first image; typing an
     index moves to that image and updates the class. An invalid index keeps the current image and
     explains why in ``status``.
@@ -78,20 +84,31 @@ class Explorer:
         self.current = 0
         self._busy = False
         classes = list(dataset.classes)
-        self.class_picker = W.Dropdown(options=[(f"{k}: {c}", k) for k, c in enumerate(classes)],
-                                       value=self.labels[0] if self.labels else None, description="class")
-        self.index = W.IntText(value=0, description="image #")
+        self.class_picker = W.Dropdown(
+            options=[(f"{k}: {c}", k) for k, c in enumerate(classes)],
+            value=self.labels[0] if self.labels else None,
+            description="class",
+            layout=W.Layout(width="270px"),
+            style={"description_width": "60px"},
+        )
+        self.index = W.IntText(
+            value=0, description="image #", layout=W.Layout(width="270px"), style={"description_width": "60px"}
+        )
         self.show_heatmap = W.Checkbox(value=heatmap_fn is not None, description="heatmap",
                                        disabled=heatmap_fn is None)
         self.show_boxes = W.Checkbox(value=True, description="boxes")
-        self.image = W.Image(format="png")
-        self.status = W.HTML()
+        px = f"{round(size * IMAGE_DPI)}px"  # the PNG's own size: never stretched to the cell's width
+        self.image = W.Image(format="png", layout=W.Layout(width=px, height=px, object_fit="contain"))
+        self.status = W.HTML(layout=W.Layout(width="260px"))
         self.class_picker.observe(self._on_class, names="value")
         self.index.observe(self._on_index, names="value")
         self.show_heatmap.observe(lambda _: self.refresh(), names="value")
         self.show_boxes.observe(lambda _: self.refresh(), names="value")
-        self.view = W.VBox([W.HBox([self.class_picker, self.index]),
-                            W.HBox([self.show_heatmap, self.show_boxes]), self.image, self.status])
+        controls = W.VBox(  # a column of controls left of the image: the whole explorer fits 1280x800
+            [self.class_picker, self.index, self.show_heatmap, self.show_boxes, self.status],
+            layout=W.Layout(width="280px"),
+        )
+        self.view = W.HBox([controls, self.image], layout=W.Layout(align_items="flex-start"))
         if self.labels:
             self.refresh()
 
@@ -100,7 +117,7 @@ class Explorer:
         img, label = self.dataset[i]
         hm = _heatmap(self.heatmap_fn, img, label) if self.show_heatmap.value and self.heatmap_fn else None
         boxes = example_boxes(self.dataset, i, _hw(img)) if self.show_boxes.value else None
-        fig = Figure(figsize=(self.size, self.size), layout="constrained")
+        fig = Figure(figsize=(self.size, self.size), dpi=IMAGE_DPI, layout="constrained")
         ax = fig.add_subplot()
         colors = {"object": OBJECT_COLOR}
         show_image(ax, img, hm, boxes, colors, f"#{i}  {self.dataset.classes[label]}", self.denormalize,
@@ -108,7 +125,7 @@ class Explorer:
         return fig
 
     def refresh(self) -> None:
-        self.image.value = fig_to_png(self.render(self.current))
+        self.image.value = fig_to_png(self.render(self.current), dpi=IMAGE_DPI)
 
     def _on_index(self, change) -> None:
         if self._busy:
@@ -167,7 +184,7 @@ def explorer_static(dataset, heatmap_fn: Callable | None = None, indices: Sequen
     for i in indices:
         img, label = dataset[i]
         images.append(img)
-        titles.append(f"#{i}  {dataset.classes[label]}")
+        titles.append(textwrap.fill(f"#{i}  {dataset.classes[label]}", TITLE_CHARS))  # long names wrap
         heatmaps.append(_heatmap(heatmap_fn, img, label) if heatmap_fn else None)
         boxes.append(example_boxes(dataset, i, _hw(img)))
     return image_grid(images, titles, heatmaps, boxes, {"object": OBJECT_COLOR}, ncols=ncols,

@@ -241,7 +241,15 @@ def test_explorer_callbacks_change_the_image():
     assert ex.image.value != no_heat
     ex.show_boxes.value = True
     assert ex.image.value == no_heat  # rendering is deterministic
-    assert isinstance(ex.view.children[2], type(ex.image))
+    assert ex.view.children[1] is ex.image  # controls column, then the image
+
+
+def test_explorer_image_keeps_its_own_size_and_fits_a_laptop_screen():
+    ex = widgets.explorer(_ToyData(), size=4.0)
+    assert ex.image.layout.width == ex.image.layout.height == "400px"  # not stretched to the cell width
+    assert ex.image.layout.object_fit == "contain"  # the PNG (about 400 px, tight bbox) is never distorted
+    controls = int(ex.view.children[0].layout.width.removesuffix("px"))
+    assert controls + 400 <= 1280 - 300  # beside JupyterLab's side bar at 1280 px
 
 
 def test_explorer_without_heatmap_or_targets_and_static_figure():
