@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fgic import profiles, runs
-from fgic.data import FULL_TRAIN, balanced_indices, build_dataset, protocol
+from fgic.data import FULL_TRAIN, balanced_indices, balanced_sample, build_dataset, protocol
 from fgic.runs import RunSpec
 
 DATA = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_size": 32}
@@ -23,6 +23,15 @@ def test_balanced_indices_same_count_per_class_and_seeded():
     with pytest.raises(ValueError, match="fewer"):
         balanced_indices(targets, 11)
     assert len(balanced_indices(targets, None)) == 100  # None: as many as the smallest class has
+
+
+def test_balanced_sample_sizes():
+    targets = np.arange(100) % 10
+    assert np.bincount(targets[balanced_sample(targets, 35)]).tolist() == [3] * 10
+    few = balanced_sample(targets, 4, seed=2)
+    assert len(few) == 4 and len(set(targets[few].tolist())) == 4  # one image of each of 4 classes
+    assert few != balanced_sample(targets, 4, seed=5)
+    assert len(balanced_sample(targets, None)) == 100
 
 
 def test_balanced_indices_on_a_data_set():
