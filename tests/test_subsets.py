@@ -62,7 +62,7 @@ def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
     assert "val_top1" not in rec.metrics and "test_top1" in rec.metrics
     assert all("val_acc" not in row for row in rec.history)
     text = protocol(rec)
-    assert "whole official training split (18 images, no validation split)" in text and "12-image" in text
+    assert "whole training split (18 images, no validation split)" in text and "12-image" in text
     held = protocol({**rec, "sizes": {"train": 15, "val": 3, "test": 12}, "params": s.to_dict()})
     assert "15 images" in held and "the other 3" in held
 

@@ -89,13 +89,13 @@ def protocol(record: Mapping) -> str:
     vf = kw.get("val_fraction", 0.1)
     name = params.get("dataset", "?")
     if sizes.get("val", 0) == 0:
-        train = f"the whole official training split ({sizes.get('train', '?')} images, no validation split)"
+        train = f"the whole training split ({sizes.get('train', '?')} images, no validation split)"
     else:
         train = (
-            f"{sizes.get('train', '?')} images of the official training split (the other {sizes['val']}, "
+            f"{sizes.get('train', '?')} images of the training split (the other {sizes['val']}, "
             f"{vf:.0%} of each class, are held out as validation: reported as val top-1, not used for selection)"
         )
     return (
-        f"{name}: trained on {train}; test top-1 measured on the {sizes.get('test', '?')}-image official test "
-        f"split after the last epoch"
+        f"{name}: trained on {train}; test top-1 measured on the {sizes.get('test', '?')}-image test split "
+        f"after the last epoch"
     )
