@@ -49,6 +49,16 @@ def test_val_fraction_zero_is_the_full_training_split():
     assert len(build_dataset("synthetic", split="train", **DATA)) < 18  # the default keeps a val split
 
 
+def test_val_fraction_zero_on_an_image_list_loader():
+    from fgic.data.base import select_split
+
+    trainval = [(f"img{i}.jpg", i % 3) for i in range(12)]
+    test = [("t.jpg", 0)]
+    assert select_split(trainval, test, "train", 0.0, 0) == trainval
+    assert select_split(trainval, test, "val", 0.0, 0) == []
+    assert len(select_split(trainval, test, "val", 0.25, 0)) == 3  # the default carve-out, for contrast
+
+
 def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
     s = RunSpec(
