@@ -1,6 +1,7 @@
 """The experiment grid of notebook 04 (GHOLM-Net): specs for every profile, the numbers file, the helpers."""
 
 import pytest
+import timm
 import torch
 
 from fgic import profiles
@@ -76,6 +77,7 @@ def test_paper_profile_follows_the_paper():
         assert s.model_kw["input_size"] == 448 and s.transform_kw["image_size"] == 448 * S["source_scale"] > 448
         # ImageNet-21k weights, ImageNet-1k for Stanford Dogs (section 4.2)
         assert s.model_kw["pretrained_tag"] == ("fb_in1k" if s.dataset == "dogs" else "fb_in22k")
+        assert timm.models.get_pretrained_cfg(f"convnext_small.{s.model_kw['pretrained_tag']}") is not None
     for row in ex.ROWS:  # Tables 2 and 3
         assert ex.run_name("cub", row) in grid and ex.run_name("cars", row) in grid
     for mu in ex.load_numbers()["table4"]["mu"]:  # Table 4
