@@ -7,7 +7,8 @@ Localization", IJCV 2020; written as eqs. (1)-(3) of the GHOLM-Net paper (Zheng 
 
 Conventions (every function is batched):
 - heatmaps are (B, H, W) float in [0, 1] at input size, min-max normalised per image (an all-constant map
-  becomes all zeros);
+  becomes all zeros); ``normalize=False`` returns the raw map instead (ReLU'ed, upsampled, >= 0), which is
+  what GHOLM-Net's eqs. (4)-(6) threshold;
 - boxes are (B, 4) float ``(x0, y0, x1, y1)`` in continuous pixel coordinates: pixel (row i, col j)
   covers [j, j + 1) x [i, i + 1), so the whole image is (0, 0, W, H). A pixel is "inside" a box when
   its centre is. ``crop_resize`` uses ``roi_align(aligned=True)`` with the same convention, so cropping
@@ -59,18 +60,21 @@ def grad_cam_from_features(
     size: tuple[int, int],
     create_graph: bool = False,
     retain_graph: bool = True,
+    normalize: bool = True,
 ) -> torch.Tensor:
     """Grad-CAM from a feature map (B, C, h, w) and the logits (B, K) computed from it.
 
     The building block behind ``grad_cam``, for callers that already ran the forward pass (GHOLM-Net).
-    Returns (B, H, W) in [0, 1], detached unless ``create_graph``.
+    Returns (B, H, W) in [0, 1] (``normalize=False``: the raw upsampled map, eq. (3)), detached unless
+    ``create_graph``.
     """
     score = logits.gather(1, classes.view(-1, 1).to(logits.device)).sum()  # sum_b y_b^{c_b}
     retain = retain_graph or create_graph
     (grad,) = torch.autograd.grad(score, fmap, retain_graph=retain, create_graph=create_graph)
     weights = grad.mean(dim=(2, 3), keepdim=True)  # eq. (1): a_k^c, (B, C, 1, 1)
     cam_ = F.relu((weights * fmap).sum(1))  # eq. (2): ReLU(sum_k a_k^c A^k), (B, h, w)
-    heat = normalize_maps(_upsample(cam_, size))  # eq. (3), (B, H, W)
+    heat = _upsample(cam_, size)  # eq. (3): heat = upSample(gradcam), (B, H, W)
+    heat = normalize_maps(heat) if normalize else heat  # (B, H, W)
     return heat if create_graph else heat.detach()
 
 
@@ -80,8 +84,11 @@ def grad_cam(
     classes: torch.Tensor | None = None,
     create_graph: bool = False,
     return_logits: bool = False,
+    normalize: bool = True,
 ):
     """Grad-CAM heatmaps (B, H, W) in [0, 1] for any model following the fgic protocol.
+
+    ``normalize=False``: the raw map (ReLU of the weighted channel sum, upsampled), not scaled to [0, 1].
 
     ``classes`` (B,) defaults to the predicted classes. Runs with gradients enabled even inside
     ``torch.no_grad()``; the model's mode (train / eval) is left as it is. With ``return_logits`` the
@@ -96,7 +103,13 @@ def grad_cam(
         if classes is None:
             classes = logits.argmax(1)
         heat = grad_cam_from_features(
-            fmap, logits, classes, images.shape[-2:], create_graph=create_graph, retain_graph=return_logits
+            fmap,
+            logits,
+            classes,
+            images.shape[-2:],
+            create_graph=create_graph,
+            retain_graph=return_logits,
+            normalize=normalize,
         )
     return (heat, logits) if return_logits else heat
 
@@ -171,9 +184,17 @@ def drop_mask(heatmaps: torch.Tensor, theta: float | torch.Tensor) -> torch.Tens
     return (heatmaps <= thr).to(heatmaps.dtype)[:, None]  # eq. (6): Mask^drop = 1 is erased
 
 
-def erase(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Images (B, C, H, W) with the masked-out pixels set to 0 (the dataset mean after normalisation)."""
-    return images * mask.to(images.dtype)
+def erase(images: torch.Tensor, mask: torch.Tensor, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """Images (B, C, H, W) with the pixels where ``mask`` (B, 1, H, W) is 0 set to ``fill``.
+
+    ``fill``: a number or a per-channel (C,) tensor in the images' (normalised) space. The default 0 is the
+    normalisation mean, i.e. the ImageNet mean colour (0.485, 0.456, 0.406) for ``fgic.data.transforms``'
+    presets: not the data set's own mean.
+    """
+    keep = mask.to(images.dtype)  # (B, 1, H, W)
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+    fill = fill.view(1, -1, 1, 1) if fill.ndim == 1 else fill  # (1, C, 1, 1) or a scalar
+    return images * keep + fill * (1 - keep)  # (B, C, H, W)
 
 
 # ---------------------------------------------------------------- localisation scores

@@ -5,18 +5,19 @@ Networks" (ICML 2018). Used by Thushara et al., "Fine-Grained Image Classificati
 SCR-Attention", section 3.1.2 (the paper's reference [4] points at "Learning without Forgetting" by
 Li and Hoiem, a different method; the equation it writes is L2-SP's).
 
-    R(w) = lam / 2 * sum_i ||w_i - w0_i||^2  +  beta / 2 * sum_j ||v_j||^2
+    R(w) = lam * sum_i ||w_i - w0_i||^2  +  beta * sum_j ||v_j||^2
 
 over the anchored parameters w (those with a starting point w0) and the new parameters v (the new
 classifier, SCRA). ``reg = L2SP(model)``; ``reg(model)`` returns the scalar, whose gradient w.r.t. an
-anchored weight is lam * (w - w0). The engine adds ``reg(model)`` to the loss each step.
+anchored weight is 2 lam (w - w0). The engine adds ``reg(model)`` to the loss each step.
 
 Choices (the paper's eq. in section 3.1.2 is ``lambda * sum_{i=1..n} (w_i - w_i,pretrained)^2`` with
-lambda = 0.01, n = "the number of weights in the model"):
+lambda = 0.01 (section 3.3), n = "the number of weights in the model"):
 
-- The 1/2 factor follows the L2-SP paper and makes ``lam`` the coefficient of the gradient (the same
-  convention as weight decay). The seed paper writes no 1/2: its lambda = 0.01 read literally is
-  ``lam = 0.02`` here. Which the authors' code used is unknown; ``PAPER_LAMBDA`` is the printed 0.01.
+- The seed paper's formula, literally: no 1/2 (the L2-SP paper writes alpha / 2; its alpha is 2 lam here),
+  and ``lam`` defaults to the printed ``PAPER_LAMBDA`` = 0.01.
+- The cross-entropy it is added to is fgic's batch mean (the paper's formula writes a sum over the m
+  samples; PyTorch's and timm's losses average, which we take the authors' code to have done).
 - New parameters have no pretrained value, so they cannot be in the seed paper's sum; it applies no
   separate term to them (its Adam weight decay of 1e-5 acts on all weights). ``beta`` (default 0) gives
   the L2-SP paper's ||v||^2 term when wanted.
@@ -53,7 +54,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class L2SP:
-    """``reg(model) = lam/2 * sum ||w - w0||^2 + beta/2 * sum ||v||^2`` (anchored w, new v)."""
+    """``reg(model) = lam * sum ||w - w0||^2 + beta * sum ||v||^2`` (anchored w, new v): the SCRA paper's form."""
 
     def __init__(
         self,
@@ -80,9 +81,7 @@ class L2SP:
                 continue
             w0 = source[n]
             if w0.shape != p.shape:
-                raise ValueError(
-                    f"L2SP anchor {n!r} has shape {tuple(w0.shape)}, parameter has {tuple(p.shape)}"
-                )
+                raise ValueError(f"L2SP anchor {n!r} has shape {tuple(w0.shape)}, parameter has {tuple(p.shape)}")
             self.anchor[n] = w0.detach().clone().to(p.device)
         if not self.anchor:
             raise ValueError("L2SP: no parameter has an anchor (check the anchor's names and `exclude`)")
@@ -99,11 +98,11 @@ class L2SP:
             p = params[n]
             if w0.device != p.device:  # the model moved after the anchor was taken
                 w0 = self.anchor[n] = w0.to(p.device)
-            term = (p - w0).pow(2).sum()  # ||w - w0||^2, eq. in section 3.1.2
+            term = (p - w0).pow(2).sum()  # ||w - w0||^2
             total = term if total is None else total + term
-        reg = 0.5 * self.lam * total
+        reg = self.lam * total  # lambda * sum (w_i - w_i,pretrained)^2, section 3.1.2 of the SCRA paper
         if self.beta:
-            reg = reg + 0.5 * self.beta * sum(params[n].pow(2).sum() for n in self.new_names)
+            reg = reg + self.beta * sum(params[n].pow(2).sum() for n in self.new_names)
         return reg
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
 """The experiment grid of notebook 04 (GHOLM-Net): specs for every profile, the numbers file, the helpers."""
 
 import pytest
+import timm
 import torch
 
 from fgic import profiles
@@ -21,9 +22,17 @@ def test_specs_build_for_every_profile(profile):
         assert isinstance(s, RunSpec)
         assert s.model in list_models() and s.loss in list_losses() and s.transform in list_presets()
         assert isinstance(s.config, TrainConfig)  # validates the training keys
-        backbone_kw = {"dims", "depths", "output_stride", "ls_init_value", "drop_rate", "width"}
-        assert set(s.model_kw) - backbone_kw <= set(
-            ex.ROWS["Raw"]) | {"mu"}, name
+        backbone_kw = {
+            "dims",
+            "depths",
+            "output_stride",
+            "ls_init_value",
+            "drop_rate",
+            "width",
+            "input_size",
+            "pretrained_tag",
+        }
+        assert set(s.model_kw) - backbone_kw <= set(ex.ROWS["Raw"]) | {"mu"}, name
     # every ablation row on the benchmark, for every seed; the full model is shared with the mu / scale grids
     abl = ex.ablation_specs(S)
     for row in ex.ROWS:
@@ -41,6 +50,9 @@ def test_specs_build_for_every_profile(profile):
     for s in abl.values():
         if s.dataset == "synthetic":
             assert s.data_kw["image_size"] == s.transform_kw["image_size"] and s.pretrained is False
+            # rendered at the original resolution, fed to the network at the benchmark's size
+            assert s.model_kw["input_size"] == S["benchmark"]["image_size"]
+            assert s.data_kw["image_size"] == S["bench_source_scale"] * S["benchmark"]["image_size"]
 
 
 def test_cpu_profiles_use_the_benchmark_only():
@@ -60,7 +72,12 @@ def test_paper_profile_follows_the_paper():
         assert s.model == "gholm_convnext_small" and s.pretrained is True and s.transform == "gholm"
         assert cfg.optimizer == "sgd" and cfg.momentum == 0.9 and cfg.weight_decay == 1e-4 and cfg.batch_size == 16
         assert cfg.lr == 1e-3 and cfg.schedule == "multistep" and cfg.milestones == (15, 30) and cfg.gamma == 0.1
-        assert s.transform_kw["image_size"] == 448 and s.transform_kw.get("dogs", False) == (s.dataset == "dogs")
+        assert s.transform_kw.get("dogs", False) == (s.dataset == "dogs")
+        # the crop source is the 896 px view; the network sees 448 px (the paper's input)
+        assert s.model_kw["input_size"] == 448 and s.transform_kw["image_size"] == 448 * S["source_scale"] > 448
+        # ImageNet-21k weights, ImageNet-1k for Stanford Dogs (section 4.2)
+        assert s.model_kw["pretrained_tag"] == ("fb_in1k" if s.dataset == "dogs" else "fb_in22k")
+        assert timm.models.get_pretrained_cfg(f"convnext_small.{s.model_kw['pretrained_tag']}") is not None
     for row in ex.ROWS:  # Tables 2 and 3
         assert ex.run_name("cub", row) in grid and ex.run_name("cars", row) in grid
     for mu in ex.load_numbers()["table4"]["mu"]:  # Table 4
@@ -93,8 +110,10 @@ def test_numbers_have_the_tables_shapes():
 
 
 def test_mean_record_and_tables():
-    recs = [{"run_id": "a", "name": "x", "metrics": {"test_top1": 0.5}},
-            {"run_id": "b", "name": "x", "metrics": {"test_top1": 0.7}}]
+    recs = [
+        {"run_id": "a", "name": "x", "metrics": {"test_top1": 0.5}},
+        {"run_id": "b", "name": "x", "metrics": {"test_top1": 0.7}},
+    ]
 
     class R(dict):
         run_id = property(lambda self: self["run_id"])
@@ -127,14 +146,18 @@ def test_logit_modes_and_coverage_on_a_tiny_model():
     S = profiles.settings(ex.NOTEBOOK, "smoke")
     s = ex.spec(S, ex.BENCHMARK)
     torch.manual_seed(0)
-    ds = build_dataset("synthetic", split="test", transform=build_transform("plain", False, 32), **S["benchmark"])
+    ds = build_dataset(
+        "synthetic", split="test", transform=build_transform(s.transform, False, **s.transform_kw), **s.data_kw
+    )
+    assert ds[0][0].shape[-1] == 64  # the original view; the model resizes it to 32 px
     model = create_model(s.model, ds.num_classes, **s.model_kw)
 
     class Rec(dict):
         run_id = "tiny"
 
-    out = ex.logit_mode_accuracy(Rec(name="tiny"), limit=6, model=model, dataset=ds, mu=2.0)
-    assert out["n"] == 6 and out["mu"] == 2.0 and model.mu == ex.DEFAULT_MU  # restored
+    out = ex.logit_mode_accuracy(Rec(name="tiny"), limit=9, model=model, dataset=ds, mu=2.0)
+    # class-balanced: 9 // 4 classes = 2 test images of every class
+    assert out["n"] == 8 and out["per_class"] == [2] and out["mu"] == 2.0 and model.mu == ex.DEFAULT_MU
     assert set(out["metrics"]) == {f"top1_{m}" for m in ex.LOGIT_MODES}
     assert all(0 <= v <= 1 for v in out["metrics"].values())
     cov = ex.crop_coverage(model, ds, [0, 3, 5], batch_size=2)

@@ -144,11 +144,24 @@ def test_l2sp_zero_at_anchor_and_closed_form():
         for p in net.parameters():
             p.add_(torch.randn_like(p))
     sq = (net[0].weight - w0["0.weight"]).pow(2).sum() + (net[0].bias - w0["0.bias"]).pow(2).sum()
-    expected = 0.5 * 0.3 * sq
+    expected = 0.3 * sq  # lam * sum (w - w0)^2, the SCRA paper's form (no 1/2)
     torch.testing.assert_close(reg(net), expected)
     # beta term on the new (excluded) parameters only
     reg_b = L2SP(net, lam=0.3, exclude=("2.",), beta=0.2)
-    torch.testing.assert_close(reg_b(net), 0.1 * (net[2].weight.pow(2).sum() + net[2].bias.pow(2).sum()))
+    torch.testing.assert_close(reg_b(net), 0.2 * (net[2].weight.pow(2).sum() + net[2].bias.pow(2).sum()))
+
+
+def test_l2sp_is_the_papers_penalty_by_hand():
+    """Section 3.1.2: lambda * sum_i (w_i - w_i,pretrained)^2 with lambda = 0.01 (section 3.3)."""
+    net = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.5, 4.0]]))  # the "pretrained" weights
+    reg = L2SP(net, exclude=())  # the default lam is the paper's
+    assert reg.lam == 0.01
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    # (1.0 - 0.5)^2 + (2.0 - 4.0)^2 = 0.25 + 4 = 4.25; times 0.01
+    assert abs(reg(net).item() - 0.0425) < 1e-7
 
 
 def test_l2sp_gradient():
@@ -160,7 +173,7 @@ def test_l2sp_gradient():
             p.add_(torch.randn_like(p))
     reg(net).backward()
     for p, a in zip(net.parameters(), w0):
-        torch.testing.assert_close(p.grad, 0.07 * (p.detach() - a))
+        torch.testing.assert_close(p.grad, 2 * 0.07 * (p.detach() - a))  # d/dw lam (w - w0)^2
 
 
 def test_l2sp_default_excludes_new_modules_and_unwraps():
@@ -174,13 +187,13 @@ def test_l2sp_default_excludes_new_modules_and_unwraps():
     n = m.body.stem[0].weight.numel()
     wrapper = nn.Module()
     wrapper.module = m  # DDP / Fabric style
-    torch.testing.assert_close(reg(wrapper), torch.tensor(0.5 * 0.01 * n))
+    torch.testing.assert_close(reg(wrapper), torch.tensor(0.01 * n))
 
 
 def test_l2sp_anchor_from_state_dict_and_shape_check():
     net = _small_net()
     zeros = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
     reg = L2SP(net, lam=1.0, anchor=zeros, exclude=())
-    torch.testing.assert_close(reg(net), 0.5 * sum(p.pow(2).sum() for p in net.parameters()))
+    torch.testing.assert_close(reg(net), sum(p.pow(2).sum() for p in net.parameters()))
     with pytest.raises(ValueError):
         L2SP(net, anchor={"0.weight": torch.zeros(2, 2)}, exclude=())

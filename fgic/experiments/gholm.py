@@ -10,13 +10,24 @@ Grids, each ``{run_name(data set, setting, seed): RunSpec}`` built from the merg
   (``object_scale``), where cropping should help most;
 - ``comparison_specs``: Tables 6-9, the ConvNeXt-S baseline (Raw) and GHOLM-Net on each real data set.
 
-smoke / default run the embedded benchmark only (``dataset="synthetic"`` with ``S["benchmark"]``), a narrow,
-shallow ConvNeXt-Atto trained from scratch (``S["bench_model_kw"]``, ``S["bench_train"]``). The paper
+smoke / default run the embedded benchmark only (``dataset="synthetic"`` with ``S["benchmark"]``), a narrow
+ResNet18 backbone trained from scratch (``S["bench_model_kw"]``, ``S["bench_train"]``). The paper
 profile adds the real data sets named in ``S["datasets"]`` (table -> data set) with ConvNeXt-S, ImageNet
-weights (``pretrained``), the ``gholm`` transform preset at 448 px (Stanford Dogs: resized straight to 448)
-and the paper's SGD schedule. Table 5 needs no training: ``logit_mode_accuracy`` evaluates one trained model
-under the three test-time logits. ``crop_coverage`` scores GHOLM's crop boxes against the benchmark's
-ground-truth part boxes; ``measure_cost`` runs ``fgic.bench.gholm`` with fewer timed steps.
+weights (``pretrained``; ``S["pretrained_tags"]`` picks timm's weight set per data set: ImageNet-21k, and
+ImageNet-1k for Stanford Dogs, as the paper says), the ``gholm`` transform preset at 448 px (Stanford Dogs:
+resized straight to 448) and the paper's SGD schedule. Table 5 needs no training: ``logit_mode_accuracy``
+evaluates one trained model under the three test-time logits. ``crop_coverage`` scores GHOLM's crop boxes
+against the benchmark's ground-truth part boxes; ``measure_cost`` runs ``fgic.bench.gholm`` with fewer steps.
+
+Original resolution for the Crop branch (the paper crops "on the original image"): every GHOLM run's data
+set delivers the augmented view at ``source_scale`` (benchmark: ``bench_source_scale``) times the network
+input size (the benchmark is rendered at that size; a real data set's ``gholm`` transform resizes and crops
+at it), and the model (``input_size``) resizes it for the Raw and Drop branches and cuts the crop from it.
+
+Which images: the training split is ``build_dataset(..., split="train", **data_kw)``; the paper profile sets
+``data_kw: {val_fraction: 0}`` for the real data sets (the whole official training split, as the paper), the
+benchmark keeps its seeded 10 % validation split. Every test-time subset (Table 5, the mu sweep, Fig. 6,
+crop scores) is class-balanced and seeded (``fgic.data.subsets.balanced_sample``).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 
+from fgic.data.subsets import balanced_sample, targets_of
 from fgic.runs import RunSpec
 
 if TYPE_CHECKING:
@@ -70,23 +82,39 @@ def spec(S: dict, dataset: str, seed: int = 0, object_scale: float | None = None
         bench = dict(S["benchmark"])
         if object_scale is not None:
             bench["object_scale"] = object_scale
-        model, model_kw, train = S["bench_model"], S.get("bench_model_kw") or {}, S["bench_train"]
+        model, model_kw, train = S["bench_model"], dict(S.get("bench_model_kw") or {}), S["bench_train"]
+        size = bench["image_size"]  # the network's input size
+        bench["image_size"] = size * int(S.get("bench_source_scale", 1))  # rendered at the original resolution
         data, data_kw, transform = "synthetic", bench, S["bench_transform"]
         transform_kw, pretrained = {"image_size": bench["image_size"]}, False
     elif dataset in DATASETS:
         if object_scale is not None:
             raise ValueError("object_scale is a knob of the embedded benchmark only")
-        model, model_kw, train = S["model"], S.get("model_kw") or {}, S["train"]
+        model, model_kw, train = S["model"], dict(S.get("model_kw") or {}), S["train"]
         data, data_kw, transform = dataset, dict(S.get("data_kw") or {}), S["transform"]
-        transform_kw = {"image_size": S["image_size"], **({"dogs": True} if dataset == "dogs" else {})}
+        size = S["image_size"]
+        source = size * int(S.get("source_scale", 1))  # the view the crop is cut from
+        transform_kw = {"image_size": source, **({"dogs": True} if dataset == "dogs" else {})}
         pretrained = S.get("pretrained", False)
+        tag = (S.get("pretrained_tags") or {}).get(dataset)
+        if tag:
+            model_kw["pretrained_tag"] = tag
     else:
         raise KeyError(f"unknown data set {dataset!r}; use {BENCHMARK!r} or one of {list(DATASETS)}")
     if gholm_kw.get("mu") == DEFAULT_MU:  # same run as the full model of the ablation (same run_id)
         gholm_kw.pop("mu")
-    return RunSpec(model=model, dataset=data, model_kw={**model_kw, **gholm_kw}, data_kw=data_kw,
-                   transform=transform, transform_kw=transform_kw, train={**train, "seed": seed},
-                   pretrained=pretrained)
+    if transform_kw["image_size"] != size:
+        model_kw["input_size"] = size  # the model resizes the larger view for the Raw / Drop branches
+    return RunSpec(
+        model=model,
+        dataset=data,
+        model_kw={**model_kw, **gholm_kw},
+        data_kw=data_kw,
+        transform=transform,
+        transform_kw=transform_kw,
+        train={**train, "seed": seed},
+        pretrained=pretrained,
+    )
 
 
 def _seeds(S: dict, dataset: str) -> list[int]:
@@ -121,14 +149,20 @@ def scale_name(scale: float) -> str:
 def scale_specs(S: dict) -> dict[str, RunSpec]:
     """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0)."""
     own = S["benchmark"]["object_scale"]
-    return {run_name(scale_name(s), row): spec(S, BENCHMARK, object_scale=None if s == own else s, **ROWS[row])
-            for s in S.get("object_scales") or [] for row in (RAW, FULL)}
+    return {
+        run_name(scale_name(s), row): spec(S, BENCHMARK, object_scale=None if s == own else s, **ROWS[row])
+        for s in S.get("object_scales") or []
+        for row in (RAW, FULL)
+    }
 
 
 def comparison_specs(S: dict) -> dict[str, RunSpec]:
     """Tables 6-9: the ConvNeXt-S baseline (Raw) and GHOLM-Net on each real data set of this profile."""
-    return {run_name(d, row): spec(S, d, **ROWS[row])
-            for d in filter(None, (real(S, t) for t in COMPARISON)) for row in (RAW, FULL)}
+    return {
+        run_name(d, row): spec(S, d, **ROWS[row])
+        for d in filter(None, (real(S, t) for t in COMPARISON))
+        for row in (RAW, FULL)
+    }
 
 
 def specs(S: dict) -> dict[str, RunSpec]:
@@ -155,9 +189,14 @@ def mean_record(records: list, metric: str = "test_top1") -> dict | None:
     if not records:
         return None
     vals = [float(r.metrics[metric]) for r in records]
-    return {"run_id": ",".join(r.run_id for r in records), "name": records[0]["name"],
-            "metrics": {metric: float(np.mean(vals)), metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1
-                        else 0.0}}
+    return {
+        "run_id": ",".join(r.run_id for r in records),
+        "name": records[0]["name"],
+        "metrics": {
+            metric: float(np.mean(vals)),
+            metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+        },
+    }
 
 
 def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -> pd.DataFrame:
@@ -172,8 +211,9 @@ def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -
 
     out = pd.DataFrame({"setting": list(settings), "paper": list(settings.values())})
     for label, runs in columns.items():
-        t = viz.paper_vs_ours([{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"}
-                               for k in settings])
+        t = viz.paper_vs_ours(
+            [{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"} for k in settings]
+        )
         ours = t["ours"].where(t["run"] != "", (missing or {}).get(label, viz.NOT_RUN))
         out[label], out[f"{label} run"] = ours.to_numpy(), t["run"].to_numpy()
     return out.set_index("setting")
@@ -185,8 +225,16 @@ def comparison_table(table: str, baseline=None, ours=None) -> pd.DataFrame:
 
     t = load_numbers()[table]
     mine = {"ConvNeXt [9]": baseline, "GHOLM-Net (ours)": ours}
-    rows = [{"setting": r["method"], "paper": r["acc"], "run": mine.get(r["method"]), "backbone": r["backbone"],
-             "source": f"quoted: paper's Table {table[5:]}"} for r in t["rows"]]
+    rows = [
+        {
+            "setting": r["method"],
+            "paper": r["acc"],
+            "run": mine.get(r["method"]),
+            "backbone": r["backbone"],
+            "source": f"quoted: paper's Table {table[5:]}",
+        }
+        for r in t["rows"]
+    ]
     df = viz.paper_vs_ours(rows).set_index("setting")
     df.loc[[m not in mine for m in df.index], "ours"] = "(not implemented in fgic)"
     return df.drop(columns="metric").rename(columns={"paper": f"paper: {DATASETS[t['dataset']]} (quoted)"})
@@ -210,21 +258,30 @@ def _mu(model, mu: float | None):
         model.mu = old
 
 
-def logit_mode_accuracy(rec, mu: float | None = None, limit: int | None = None, batch_size: int = 100,
-                        device: str = "cpu", model=None, dataset=None) -> dict:
+def logit_mode_accuracy(
+    rec,
+    mu: float | None = None,
+    limit: int | None = None,
+    batch_size: int = 100,
+    device: str = "cpu",
+    model=None,
+    dataset=None,
+    seed: int = 0,
+) -> dict:
     """Table 5 without retraining: top-1 of one trained model with raw, crop and raw + crop logits.
 
-    ``mu`` overrides the crop threshold factor at test time; ``limit`` evaluates an evenly spread subset of
-    the test split. Returns a record-like dict (``run_id`` of the model, ``metrics`` ``top1_<mode>``) for
+    ``mu`` overrides the crop threshold factor at test time; ``limit`` evaluates a class-balanced, seeded
+    subset of the test split (``balanced_sample``: ``limit // K`` images per class). Returns a record-like
+    dict (``run_id`` of the model, ``n``, ``per_class``, ``metrics`` ``top1_<mode>``) for
     ``viz.paper_vs_ours``. Raw + crop is the sum of the other two (what ``predict_logits("both")`` does).
     """
     model = (model or rec.load_model()).to(device).eval()
     ds = dataset if dataset is not None else test_set(rec.spec)
-    idx = np.arange(len(ds)) if not limit or limit >= len(ds) else np.linspace(0, len(ds) - 1, limit).astype(int)
+    idx = np.arange(len(ds)) if not limit or limit >= len(ds) else np.asarray(balanced_sample(ds, limit, seed))
     hits = dict.fromkeys(LOGIT_MODES, 0)
     with _mu(model, mu), torch.no_grad():
         for s in range(0, len(idx), batch_size):
-            items = [ds[int(i)] for i in idx[s:s + batch_size]]
+            items = [ds[int(i)] for i in idx[s : s + batch_size]]
             x = torch.stack([a for a, _ in items]).to(device)  # (B, 3, H, W)
             y = torch.tensor([b for _, b in items], device=device)
             raw = model.predict_logits(x, "raw")  # (B, K)
@@ -232,8 +289,15 @@ def logit_mode_accuracy(rec, mu: float | None = None, limit: int | None = None, 
             for mode, z in zip(LOGIT_MODES, (raw, crop, raw + crop)):
                 hits[mode] += int((z.argmax(1) == y).sum())
     n = len(idx)
-    return {"run_id": rec.run_id, "name": rec["name"], "n": n, "mu": model.mu if mu is None else mu,
-            "metrics": {f"top1_{m}": hits[m] / n for m in LOGIT_MODES}}
+    per_class = np.bincount(targets_of(ds)[idx])
+    return {
+        "run_id": rec.run_id,
+        "name": rec["name"],
+        "n": n,
+        "mu": model.mu if mu is None else mu,
+        "per_class": sorted(set(per_class[per_class > 0].tolist())),
+        "metrics": {f"top1_{m}": hits[m] / n for m in LOGIT_MODES},
+    }
 
 
 def _area(b: torch.Tensor) -> torch.Tensor:
@@ -279,11 +343,11 @@ def crop_coverage(model, dataset, indices, batch_size: int = 100, device: str = 
     model = model.to(device).eval()
     rows = []
     for s in range(0, len(indices), batch_size):
-        batch = [int(i) for i in indices[s:s + batch_size]]
+        batch = [int(i) for i in indices[s : s + batch_size]]
         items = [dataset[i] for i in batch]
-        x = torch.stack([a for a, _ in items]).to(device)  # (B, 3, H, W)
-        h, w = x.shape[-2:]
+        x = torch.stack([a for a, _ in items]).to(device)  # (B, 3, H', W'): the data set's (original) view
         views = model.branch_views(x)
+        h, w = views["inputs"].shape[-2:]  # boxes are on the input-size grid
         boxes = views["boxes"].cpu()  # (B, 4)
         for k, (i, box, ref) in enumerate(zip(batch, boxes, _centred(boxes, h, w))):
             ann = dataset.annotation(i)
@@ -299,19 +363,28 @@ def crop_coverage(model, dataset, indices, batch_size: int = 100, device: str = 
 
 
 def branch_figure(model, images: torch.Tensor, titles=None, part_boxes=None, theta: float = 1.5):
-    """Fig. 6: per image (a column) the input (with its part boxes), Grad-CAM overlay with the crop box,
-    the crop and the erased image. ``images`` (B, 3, H, W) normalised; ``theta`` fixed for the figure."""
+    """Fig. 6: per image (a column) the original view (with its part boxes, in its pixels), the Grad-CAM
+    overlay with the crop box (scaled onto the original view), the crop (cut from the original view, at the
+    input size) and the erased input. ``images`` (B, 3, H', W') normalised, the data set's view (larger than
+    the network input when the model has ``input_size``); ``theta`` fixed for the figure."""
     from fgic import viz
     from fgic.data.transforms import denormalize
 
     v = model.eval().branch_views(images, theta=torch.full((len(images),), theta))
     n = len(images)
-    grid = torch.cat([denormalize(images), denormalize(images), denormalize(v["crops"]),
-                      denormalize(v["erased"]) * v["masks"]])  # erased pixels shown black
+    h, w = v["inputs"].shape[-2:]
+    scale = torch.tensor([images.shape[-1] / w, images.shape[-2] / h] * 2)  # input grid -> original view
+    orig, crops, erased = denormalize(images), denormalize(v["crops"]), denormalize(v["erased"]) * v["masks"]
+    grid = [*orig, *orig, *crops, *erased]  # erased pixels shown black
     heat = [None] * n + list(v["heatmaps"]) + [None] * 2 * n
-    boxes = list(part_boxes or [None] * n) + [[tuple(b.tolist()) + ("crop",)] for b in v["boxes"]] + [None] * 2 * n
-    names = list(titles or [""] * n) + ["Grad-CAM + crop box"] * n + ["crop (resized)"] * n + [
-        f"erased (theta={theta})"] * n
+    crop_boxes = [[tuple((b.cpu() * scale).tolist()) + ("crop",)] for b in v["boxes"]]
+    boxes = list(part_boxes or [None] * n) + crop_boxes + [None] * 2 * n
+    names = (
+        list(titles or [""] * n)
+        + ["Grad-CAM + crop box"] * n
+        + [f"crop ({w} px, from {images.shape[-1]} px)"] * n
+        + [f"erased (theta={theta})"] * n
+    )
     return viz.image_grid(grid, titles=names, heatmaps=heat, boxes=boxes, ncols=n, size=1.8), v
 
 

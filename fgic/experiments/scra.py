@@ -17,6 +17,12 @@ degrees and horizontal flip, each p = 0.25, colour jitter); without it, ``S["bas
 and normalise only, the paper's baseline); L2-SP = ``RunSpec.regularizer`` ``{"name": "l2sp", "lam": ...}``;
 dropout = ``drop_rate`` before the classifier (p = 0.45); SCRA = the ``_scra`` model.
 
+Which images: ``build_dataset(..., split="train", **data_kw)`` is the training split. The paper profile sets
+``data_kw: {val_fraction: 0}`` for the real data sets: the whole official training split, no validation split,
+test top-1 after the last epoch, as the paper (which names no validation set). The benchmark keeps its seeded
+10 % validation split (our addition: reported, never used to pick a model). Heatmap scores use a
+class-balanced, seeded test subset (``fgic.data.subsets.balanced_sample``).
+
 Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (on the ``meta`` device for
 ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.profile.complexity``. Published numbers:
 ``load_numbers()`` reads ``scra_numbers.yaml``.
@@ -165,8 +171,16 @@ def table1_rows(records: dict, S: dict) -> list[dict]:
             paper = None if d == BENCHMARK else t[row]["top1"][d]
             for seed in seeds:
                 rec = records.get(run_name(d, row, seed))
-                out.append({"setting": ROWS[row].label, "paper": paper, "run": rec, "row": row,
-                            "dataset": DATASETS.get(d, "embedded benchmark"), "seed": seed})
+                out.append(
+                    {
+                        "setting": ROWS[row].label,
+                        "paper": paper,
+                        "run": rec,
+                        "row": row,
+                        "dataset": DATASETS.get(d, "embedded benchmark"),
+                        "seed": seed,
+                    }
+                )
     return out
 
 

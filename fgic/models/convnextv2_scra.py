@@ -56,8 +56,7 @@ class ConvNeXtV2(TimmNet):
         pretrained_tag: str | None = None,
         **kw,
     ):
-        arch = f"{arch}.{pretrained_tag}" if pretrained_tag else arch  # e.g. "fcmae_ft_in22k_in1k_384"
-        super().__init__(arch, num_classes, pretrained, drop_rate, **kw)
+        super().__init__(arch, num_classes, pretrained, drop_rate, pretrained_tag=pretrained_tag, **kw)
         self.scra_after = scra_after
         channels = self.body.feature_info[scra_after]["num_chs"]  # C_s of the stage SCRA follows
         self.scra = SCRA(channels, zero_init=scra_zero_init) if scra else None

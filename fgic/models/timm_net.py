@@ -3,10 +3,15 @@
 ``TimmNet("convnext_atto", num_classes)`` keeps timm's ``forward_features`` (B, C, h, w) and its head
 up to the pre-logits (pool, norm, flatten), and owns the dropout and linear classifier so every model
 exposes the same ``classify`` step. ``pretrained=True`` asks timm for its default weights (the Hugging
-Face cache, or a download when online); a string is a local weights file.
+Face cache, or a download when online and ``FGIC_ALLOW_DOWNLOAD`` is not "0"); a string is a local weights
+file. ``pretrained_tag`` picks another of timm's weight sets for the same architecture (``arch.tag``, e.g.
+``TimmNet("convnext_small", 200, True, pretrained_tag="fb_in22k")``); an unknown tag, or weights that are
+neither cached nor downloadable, raise ``PretrainedWeightsError`` naming what to do.
 """
 
 from __future__ import annotations
+
+import os
 
 import timm
 import torch
@@ -15,13 +20,59 @@ import torch.nn as nn
 from fgic.models.pretrained import PretrainedWeightsError, load_into, load_state_dict_file
 from fgic.models.registry import register_model
 
+_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def timm_weights(arch: str, allow_download: bool | None = None) -> str | None:
+    """The cached weights file of timm's ``arch`` (``name[.tag]``), or None when downloading is allowed.
+
+    Raises ``PretrainedWeightsError`` for an unknown tag or for weights that are not cached while downloads
+    are disabled (``allow_download`` defaults to env ``FGIC_ALLOW_DOWNLOAD`` != "0").
+    """
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch, allow_unregistered=False)
+    except RuntimeError as e:
+        base = arch.split(".")[0]
+        tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{base}.*")]
+        raise PretrainedWeightsError(f"timm has no weights {arch!r} ({e}); tags of {base}: {tags}") from e
+    if cfg is None:
+        raise PretrainedWeightsError(f"timm has no pretrained weights for {arch!r}")
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in _HUB_FILES:
+            path = try_to_load_from_cache(hub_id, name)
+            if isinstance(path, str):
+                return path
+    if allow_download is None:
+        allow_download = os.environ.get("FGIC_ALLOW_DOWNLOAD", "1") != "0"
+    if not allow_download:
+        raise PretrainedWeightsError(
+            f"timm weights {arch!r} (Hugging Face {hub_id}) are not in the local cache and downloads are "
+            "disabled (FGIC_ALLOW_DOWNLOAD=0). Fetch them on a machine with internet access into the Hugging "
+            "Face cache (HF_HOME), or pass pretrained='path/to/file.safetensors|pth'."
+        )
+    return None
+
 
 class TimmNet(nn.Module):
-    def __init__(self, arch: str, num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        pretrained: bool | str = False,
+        drop_rate: float = 0.0,
+        pretrained_tag: str | None = None,
+        **kw,
+    ):
         super().__init__()
+        arch = f"{arch.split('.')[0]}.{pretrained_tag}" if pretrained_tag else arch  # e.g. "convnext_small.fb_in22k"
         if pretrained is True:
+            local = timm_weights(arch)  # raises for an unknown tag or missing weights that may not be fetched
+            overlay = {"pretrained_cfg_overlay": {"file": local}} if local else {}
             try:
-                body = timm.create_model(arch, pretrained=True, num_classes=0, **kw)
+                body = timm.create_model(arch, pretrained=True, num_classes=0, **overlay, **kw)
             except Exception as e:
                 raise PretrainedWeightsError(
                     f"timm could not load pretrained weights for {arch!r} ({type(e).__name__}: {e}). "
