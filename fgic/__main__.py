@@ -1,4 +1,4 @@
-"""Command line: ``python -m fgic run-notebooks | bench | list``."""
+"""Command line: ``python -m fgic run-notebooks | bench | list | predict | export | make-folder-tree``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
     sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
+
+    pr = sub.add_parser("predict", help="top-k classes of images (files or folders) under a trained run")
+    pr.add_argument("images", nargs="+", help="image files and / or folders (searched recursively)")
+    pr.add_argument("--run", required=True, help="run id (under runs/ or $FGIC_RUNS) or run folder")
+    pr.add_argument("-k", type=int, default=5, help="classes per image")
+    pr.add_argument("--cam", default=None, help="folder for Grad-CAM overlays of the top class")
+    pr.add_argument("--csv", default=None, help="write the table to this CSV file")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
 
     if args.cmd == "run-notebooks":
@@ -58,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         print("data sets: ", ", ".join(list_datasets()))
         print("benchmarks:", ", ".join(list_benchmarks()))
         print("notebooks: ", ", ".join(p.stem for p in find_notebooks()))
+        return 0
+    if args.cmd == "predict":
+        from fgic.predict import predict
+
+        try:
+            df = predict(args.run, args.images, args.k, args.cam, args.csv, args.batch_size, args.device)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(df.to_string(index=False))
         return 0
     return 2
 

@@ -95,6 +95,12 @@ class Record(dict):
         model.load_state_dict(state["model"])
         return model.eval()
 
+    def predictor(self, device: str = "cpu"):
+        """The run's ``fgic.predict.Predictor`` (model + loss head): use it, not ``load_model``, to predict."""
+        from fgic.predict import Predictor
+
+        return Predictor.from_record(self, device=device)
+
     def load_criterion(self) -> nn.Module:
         from fgic.losses import create_loss
 

@@ -218,7 +218,7 @@ def logit_mode_accuracy(rec, mu: float | None = None, limit: int | None = None, 
     the test split. Returns a record-like dict (``run_id`` of the model, ``metrics`` ``top1_<mode>``) for
     ``viz.paper_vs_ours``. Raw + crop is the sum of the other two (what ``predict_logits("both")`` does).
     """
-    model = (model or rec.load_model()).to(device).eval()
+    model = (model or rec.predictor(device).model).to(device).eval()  # GHOLM-Net: predict_logits
     ds = dataset if dataset is not None else test_set(rec.spec)
     idx = np.arange(len(ds)) if not limit or limit >= len(ds) else np.linspace(0, len(ds) - 1, limit).astype(int)
     hits = dict.fromkeys(LOGIT_MODES, 0)
