@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--csv", default=None, help="write the table to this CSV file")
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="cpu")
+
+    mf = sub.add_parser("make-folder-tree", help="turn a CUB-layout root into a folder tree of links")
+    mf.add_argument("src", help="root holding CUB_200_2011 (or that folder)")
+    mf.add_argument("dst", help="destination: gets train/<class>/ and test/<class>/")
+    mf.add_argument("--link", default="symlink", choices=["symlink", "hardlink", "copy"])
     args = ap.parse_args(argv)
 
     if args.cmd == "run-notebooks":
@@ -67,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         print("data sets: ", ", ".join(list_datasets()))
         print("benchmarks:", ", ".join(list_benchmarks()))
         print("notebooks: ", ", ".join(p.stem for p in find_notebooks()))
+        return 0
+    if args.cmd == "make-folder-tree":
+        from fgic.data.tools import cub_to_folder_tree
+
+        counts = cub_to_folder_tree(args.src, args.dst, args.link)
+        print(f"wrote {args.dst}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()))
         return 0
     if args.cmd == "predict":
         from fgic.predict import predict
