@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="cpu")
 
+    ex = sub.add_parser("export", help="export a run (re-parameterised, with its loss head) for deployment")
+    ex.add_argument("--run", required=True, help="run id (under runs/ or $FGIC_RUNS) or run folder")
+    ex.add_argument("--format", default="pt2", choices=["pt2", "torchscript"], help="torch.export or TorchScript")
+    ex.add_argument("--out", default=None, help="output file (default: <run folder>/model.<format>)")
+
     mf = sub.add_parser("make-folder-tree", help="turn a CUB-layout root into a folder tree of links")
     mf.add_argument("src", help="root holding CUB_200_2011 (or that folder)")
     mf.add_argument("dst", help="destination: gets train/<class>/ and test/<class>/")
@@ -78,6 +83,18 @@ def main(argv: list[str] | None = None) -> int:
 
         counts = cub_to_folder_tree(args.src, args.dst, args.link)
         print(f"wrote {args.dst}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()))
+        return 0
+    if args.cmd == "export":
+        from fgic.export import export
+        from fgic.predict import resolve_record
+
+        try:
+            rec = resolve_record(args.run)
+            path = export(rec, args.out or rec.dir / f"model.{args.format}", args.format)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
         return 0
     if args.cmd == "predict":
         from fgic.predict import predict
