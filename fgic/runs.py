@@ -48,13 +48,17 @@ class RunSpec:
     train: dict = field(default_factory=dict)  # TrainConfig fields that differ from the defaults
     regularizer: dict | None = None  # e.g. {"name": "l2sp", "lam": 0.01}
     pretrained: bool | str = False  # passed to create_model
+    init: str = ""  # "run:<run id or folder>" or "file:<state dict>": start from those weights (fgic.finetune)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), sort_keys=True))
 
     @property
     def run_id(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        if not d["init"]:
+            del d["init"]  # a field added later hashes only when set, so earlier run ids stay valid
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     @property
@@ -194,6 +198,10 @@ def build(spec: RunSpec) -> tuple:
     torch.manual_seed(cfg.seed)  # model and loss initialisation
     model = create_model(spec.model, num_classes=num_classes, pretrained=spec.pretrained, **spec.model_kw)
     criterion = create_loss(spec.loss, num_classes=num_classes, feat_dim=model.num_features, **spec.loss_kw)
+    if spec.init:
+        from fgic.finetune import initialize
+
+        initialize(model, criterion, spec.init, classes=list(train_ds.classes))
     return model, criterion, train_ds, val_ds, test_ds, build_regularizer(spec, model)
 
 
