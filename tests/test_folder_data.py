@@ -175,3 +175,34 @@ def test_cub100_as_a_csv(tmp_path):
     csv_test = build_dataset("csv", file=str(f), split="test")
     assert len(csv_test.classes) == 100 and len(csv_test) == len(test_ds)
     assert len(build_dataset("csv", file=str(f), split="trainval")) == len(train_ds)
+
+
+def test_settings_take_your_own_data_and_a_run_trains_on_it(tmp_path, monkeypatch):
+    from fgic import profiles, runs
+    from fgic.runs import RunSpec
+
+    root = tree(tmp_path / "d", n_train=4)
+    S = profiles.settings("01_acanet", "smoke")
+    assert "data" not in S and profiles.data_source(S)[0] == "synthetic"
+    monkeypatch.setenv("FGIC_DATASET", "folder")
+    monkeypatch.setenv("FGIC_DATA_ROOT", str(root))
+    S = profiles.settings("01_acanet", "smoke")
+    name, data_kw, size = profiles.data_source(S)
+    assert (name, data_kw, size) == ("folder", {"root": str(root)}, S["benchmark"]["image_size"])
+    assert profiles.settings("01_acanet", "smoke", image_size=48)["data"]["image_size"] == 48
+    with pytest.raises(ValueError, match="unknown data set 'nosuch'"):
+        profiles.settings("01_acanet", "smoke", dataset="nosuch")
+    with pytest.raises(ValueError, match="needs data_file"):
+        profiles.settings("01_acanet", "smoke", dataset="csv")
+
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path / "runs"))
+    spec = RunSpec(
+        model="resnet18",
+        model_kw={"width": 8},
+        dataset=name,
+        data_kw=data_kw,
+        transform_kw={"image_size": size},
+        train={"epochs": 1, "batch_size": 4, "lr": 0.05, "accelerator": "cpu"},
+    )
+    rec = runs.train(spec, group="own", progress=False)
+    assert rec["status"] == "finished" and rec["classes"] == ["cat", "dog", "owl"] and rec["sizes"]["test"] == 6
