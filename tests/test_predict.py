@@ -143,3 +143,17 @@ def test_predict_three_cub100_images_from_the_command_line(trained, tmp_path, ca
     assert len(lines) == 4 and lines[0] == "path,top1,top2,top3,p1,p2,p3"
     assert len(list((tmp_path / "c").glob("*.png"))) == 3
     assert "top1" in capsys.readouterr().out
+
+
+def test_stage1_grad_cam_takes_a_predictor_and_its_loss_head():
+    from fgic.experiments import scra as X
+    from fgic.losses import create_loss
+    from fgic.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("convnextv2_atto_scra", 3, dims=[8, 16, 32, 64], depths=[1, 1, 1, 1]).eval()
+    pred = Predictor(m, create_loss("lgm", 3, feat_dim=m.num_features))
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    heat = X.stage1_grad_cam(pred, x, y)
+    assert heat.shape == (2, 64, 64)
+    assert not torch.allclose(heat, X.stage1_grad_cam(m, x, y), atol=1e-4)  # LGM's score, not the fc's
