@@ -12,7 +12,8 @@ them. A ``Predictor`` gives the scores the engine evaluated when the run was tra
   (for GHOLM-Net: the raw branch, as GHOLM's own Grad-CAM);
 - ``predict_proba``, ``topk`` and ``accuracy(dataset)`` for tables and the command line.
 
-``predict(run, images, k=5, cam_dir=None)`` is the batch entry behind ``python -m fgic predict``.
+``predict(run, images, k=5, cam_dir=None)`` is the batch entry behind ``python -m fgic predict``. The
+module itself is callable, so ``import fgic; fgic.predict(run, images)`` is the same call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -258,3 +261,13 @@ def _write_overlays(paths: list[Path], heat: torch.Tensor, out: Path, start: int
         color = (cmap(np.asarray(h_img) / 255.0)[..., :3] * 255).astype(np.uint8)  # (H, W, 3)
         blend = (0.5 * np.asarray(img, dtype=np.float32) + 0.5 * color).astype(np.uint8)
         Image.fromarray(blend).save(out / f"{i:05d}_{p.stem}_cam.png")
+
+
+class _CallableModule(types.ModuleType):
+    """``fgic.predict(...)`` calls ``fgic.predict.predict(...)``."""
+
+    def __call__(self, *args, **kw):
+        return predict(*args, **kw)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -115,7 +115,11 @@ def test_predict_images_top_k_csv_and_cam(trained, tmp_path):
     folder.mkdir()
     for i in range(3):
         Image.new("RGB", (40, 30), (80 * i, 20, 200)).save(folder / f"im{i}.png")
-    df = predict(rec.run_id, [folder], k=2, cam_dir=tmp_path / "cam", csv_path=tmp_path / "out.csv", progress=False)
+    import fgic
+
+    df = fgic.predict(
+        rec.run_id, [folder], k=2, cam_dir=tmp_path / "cam", csv_path=tmp_path / "out.csv", progress=False
+    )
     assert list(df.columns) == ["path", "top1", "top2", "p1", "p2"] and len(df) == 3
     assert set(df.top1) <= set(rec["classes"]) and (df.p1 >= df.p2).all() and (df.p1 <= 1).all()
     assert (tmp_path / "out.csv").read_text().startswith("path,top1,top2,p1,p2")
