@@ -90,7 +90,8 @@ class Record(dict):
         return Path(self["dir"])
 
     def load_model(self, map_location: str = "cpu") -> nn.Module:
-        """Rebuild the trained model from ``final.pt`` (eval mode)."""
+        """Rebuild the trained model from ``final.pt`` (eval mode). To predict, use ``predictor()``: a
+        margin-loss run (CosFace, LGM, ...) keeps its classifier in the loss, and this model's ``fc`` is untrained."""
         from fgic.models import create_model
 
         spec = self.spec
