@@ -1,4 +1,4 @@
-"""Command line: ``python -m fgic run-notebooks | bench | list | lab``."""
+"""Command line: ``python -m fgic run-notebooks | bench | list | lab | predict | export | make-folder-tree``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,26 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
     sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
+
+    pr = sub.add_parser("predict", help="top-k classes of images (files or folders) under a trained run")
+    pr.add_argument("images", nargs="+", help="image files and / or folders (searched recursively)")
+    pr.add_argument("--run", required=True, help="run id (under runs/ or $FGIC_RUNS) or run folder")
+    pr.add_argument("-k", type=int, default=5, help="classes per image")
+    pr.add_argument("--cam", default=None, help="folder for Grad-CAM overlays of the top class")
+    pr.add_argument("--csv", default=None, help="write the table to this CSV file")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--device", default="cpu")
+
+    ex = sub.add_parser("export", help="export a run (re-parameterised, with its loss head) for deployment")
+    ex.add_argument("--run", required=True, help="run id (under runs/ or $FGIC_RUNS) or run folder")
+    ex.add_argument("--format", default="pt2", choices=["pt2", "torchscript"], help="torch.export or TorchScript")
+    ex.add_argument("--out", default=None, help="output file (default: <run folder>/model.<format>)")
+
+    mf = sub.add_parser("make-folder-tree", help="turn a CUB-layout root into a folder tree of links")
+    mf.add_argument("src", help="root holding CUB_200_2011 (or that folder)")
+    mf.add_argument("dst", help="destination: gets train/<class>/ and test/<class>/")
+    mf.add_argument("--link", default="symlink", choices=["symlink", "hardlink", "copy"])
+
     sub.add_parser("lab", help="JupyterLab on notebooks/ with the workspace's defaults (widget state saved)")
     args, extra = ap.parse_known_args(argv)
     if extra and args.cmd != "lab":
@@ -65,6 +85,34 @@ def main(argv: list[str] | None = None) -> int:
         print("data sets: ", ", ".join(list_datasets()))
         print("benchmarks:", ", ".join(list_benchmarks()))
         print("notebooks: ", ", ".join(p.stem for p in find_notebooks()))
+        return 0
+    if args.cmd == "make-folder-tree":
+        from fgic.data.tools import cub_to_folder_tree
+
+        counts = cub_to_folder_tree(args.src, args.dst, args.link)
+        print(f"wrote {args.dst}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()))
+        return 0
+    if args.cmd == "export":
+        from fgic.export import export
+        from fgic.predict import resolve_record
+
+        try:
+            rec = resolve_record(args.run)
+            path = export(rec, args.out or rec.dir / f"model.{args.format}", args.format)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+        return 0
+    if args.cmd == "predict":
+        from fgic.predict import predict
+
+        try:
+            df = predict(args.run, args.images, args.k, args.cam, args.csv, args.batch_size, args.device)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(df.to_string(index=False))
         return 0
     return 2
 

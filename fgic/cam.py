@@ -90,6 +90,8 @@ def grad_cam(
 
     ``normalize=False``: the raw map (ReLU of the weighted channel sum, upsampled), not scaled to [0, 1].
 
+    ``model`` is a network or a ``fgic.predict.Predictor``: a predictor's ``forward_head`` ends in the run's
+    loss head, so for margin-loss runs the class score is the loss's logit, not the untrained ``fc``.
     ``classes`` (B,) defaults to the predicted classes. Runs with gradients enabled even inside
     ``torch.no_grad()``; the model's mode (train / eval) is left as it is. With ``return_logits`` the
     logits (B, K) of the same forward pass come back too, still attached to the graph, so a training

@@ -5,6 +5,11 @@ hyper-parameters, a GPU).
 Settings live in ``params/``: ``profiles.yaml`` holds what every notebook of a profile shares (the
 benchmark's knobs, image size), ``<notebook>.yaml`` what one notebook needs, each keyed by profile.
 ``settings("01_acanet", "smoke")`` merges the two (the notebook's keys win).
+
+Your own data in place of the embedded benchmark: ``settings(..., dataset="folder", data_root=PATH)``
+(or ``$FGIC_DATASET`` / ``$FGIC_DATA_ROOT``, plus ``data_file=`` / ``$FGIC_DATA_FILE`` for ``"csv"`` and
+``image_size=`` / ``$FGIC_IMAGE_SIZE``) adds ``S["data"] = {"dataset", "data_kw", "image_size"}``;
+``data_source(S)`` gives what a run should train on: that, or the benchmark.
 """
 
 from __future__ import annotations
@@ -41,12 +46,53 @@ def _load(path: Path, profile: str) -> dict:
     return dict(data.get(profile) or {})
 
 
-def settings(notebook: str, profile: str | None = None) -> dict:
-    """Merged settings of ``notebook`` (file stem, e.g. "01_acanet") under ``profile``."""
+def settings(
+    notebook: str,
+    profile: str | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    data_file: str | None = None,
+    image_size: int | None = None,
+) -> dict:
+    """Merged settings of ``notebook`` (file stem, e.g. "01_acanet") under ``profile``.
+
+    ``dataset`` (a registered name, e.g. "folder" or "csv"; default ``$FGIC_DATASET``) with ``data_root``,
+    ``data_file`` and ``image_size`` (defaults from ``$FGIC_DATA_ROOT``, ``$FGIC_DATA_FILE``,
+    ``$FGIC_IMAGE_SIZE``, else the profile's image size) selects your own data: ``S["data"]``.
+    """
     profile = resolve_profile(profile)
     d = params_dir()
     out = _load(d / "profiles.yaml", profile)
     for k, v in _load(d / f"{notebook}.yaml", profile).items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     out["profile"] = profile
+    dataset = dataset or os.environ.get("FGIC_DATASET") or None
+    if dataset:
+        out["data"] = own_data(out, dataset, data_root, data_file, image_size)
     return out
+
+
+def own_data(S: dict, dataset: str, root: str | None, file: str | None, image_size: int | None) -> dict:
+    """``{"dataset", "data_kw", "image_size"}`` of a data set chosen in place of the benchmark."""
+    from fgic.data import list_datasets
+
+    if dataset not in list_datasets():
+        raise ValueError(f"unknown data set {dataset!r} (FGIC_DATASET / dataset=); available: {list_datasets()}")
+    root = root or os.environ.get("FGIC_DATA_ROOT") or None
+    file = file or os.environ.get("FGIC_DATA_FILE") or None
+    if dataset == "csv" and not file:
+        raise ValueError("dataset 'csv' needs data_file= or $FGIC_DATA_FILE (the CSV / TSV table)")
+    size = image_size or os.environ.get("FGIC_IMAGE_SIZE") or S.get("image_size") or S["benchmark"]["image_size"]
+    data_kw = {
+        **(S.get("data_kw") or {}),
+        **({"root": str(root)} if root else {}),
+        **({"file": str(file)} if file else {}),
+    }
+    return {"dataset": dataset, "data_kw": data_kw, "image_size": int(size)}
+
+
+def data_source(S: dict) -> tuple[str, dict, int]:
+    """(data set name, build_dataset kwargs, image size) a notebook's runs use: ``S["data"]`` or the benchmark."""
+    if S.get("data"):
+        return S["data"]["dataset"], dict(S["data"]["data_kw"]), S["data"]["image_size"]
+    return "synthetic", dict(S["benchmark"]), S["benchmark"]["image_size"]

@@ -48,13 +48,17 @@ class RunSpec:
     train: dict = field(default_factory=dict)  # TrainConfig fields that differ from the defaults
     regularizer: dict | None = None  # e.g. {"name": "l2sp", "lam": 0.01}
     pretrained: bool | str = False  # passed to create_model
+    init: str = ""  # "run:<run id or folder>" or "file:<state dict>": start from those weights (fgic.finetune)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), sort_keys=True))
 
     @property
     def run_id(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        if not d["init"]:
+            del d["init"]  # a field added later hashes only when set, so earlier run ids stay valid
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     @property
@@ -86,7 +90,8 @@ class Record(dict):
         return Path(self["dir"])
 
     def load_model(self, map_location: str = "cpu") -> nn.Module:
-        """Rebuild the trained model from ``final.pt`` (eval mode)."""
+        """Rebuild the trained model from ``final.pt`` (eval mode). To predict, use ``predictor()``: a
+        margin-loss run (CosFace, LGM, ...) keeps its classifier in the loss, and this model's ``fc`` is untrained."""
         from fgic.models import create_model
 
         spec = self.spec
@@ -94,6 +99,12 @@ class Record(dict):
         state = torch.load(self.dir / "final.pt", map_location=map_location, weights_only=True)
         model.load_state_dict(state["model"])
         return model.eval()
+
+    def predictor(self, device: str = "cpu"):
+        """The run's ``fgic.predict.Predictor`` (model + loss head): use it, not ``load_model``, to predict."""
+        from fgic.predict import Predictor
+
+        return Predictor.from_record(self, device=device)
 
     def load_criterion(self) -> nn.Module:
         from fgic.losses import create_loss
@@ -188,6 +199,10 @@ def build(spec: RunSpec) -> tuple:
     torch.manual_seed(cfg.seed)  # model and loss initialisation
     model = create_model(spec.model, num_classes=num_classes, pretrained=spec.pretrained, **spec.model_kw)
     criterion = create_loss(spec.loss, num_classes=num_classes, feat_dim=model.num_features, **spec.loss_kw)
+    if spec.init:
+        from fgic.finetune import initialize
+
+        initialize(model, criterion, spec.init, classes=list(train_ds.classes))
     return model, criterion, train_ds, val_ds, test_ds, build_regularizer(spec, model)
 
 

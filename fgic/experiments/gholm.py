@@ -275,7 +275,7 @@ def logit_mode_accuracy(
     dict (``run_id`` of the model, ``n``, ``per_class``, ``metrics`` ``top1_<mode>``) for
     ``viz.paper_vs_ours``. Raw + crop is the sum of the other two (what ``predict_logits("both")`` does).
     """
-    model = (model or rec.load_model()).to(device).eval()
+    model = (model or rec.predictor(device).model).to(device).eval()  # GHOLM-Net: predict_logits
     ds = dataset if dataset is not None else test_set(rec.spec)
     idx = np.arange(len(ds)) if not limit or limit >= len(ds) else np.asarray(balanced_sample(ds, limit, seed))
     hits = dict.fromkeys(LOGIT_MODES, 0)

@@ -191,12 +191,15 @@ def stage1_grad_cam(model, images, classes):
     """Grad-CAM (B, H, W) in [0, 1] on the stage-1 output (after SCRA when the model has one).
 
     The final ConvNeXt map is 1/32 of the input (2 x 2 at 64 px); stage 1 is at 1/4, where SCRA acts.
+    ``model`` may be a ``fgic.predict.Predictor``: the class score then comes from the run's loss head.
     """
     import torch
 
     from fgic.cam import grad_cam_from_features
+    from fgic.predict import Predictor
 
-    layer = model.scra if getattr(model, "scra", None) is not None else model.body.stages[0]
+    net = model.net if isinstance(model, Predictor) else model
+    layer = net.scra if getattr(net, "scra", None) is not None else net.body.stages[0]
     feats = []
     hook = layer.register_forward_hook(lambda m, i, o: feats.append(o))
     try:
