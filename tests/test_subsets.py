@@ -1,0 +1,73 @@
+"""Class-balanced evaluation subsets and the full-training-split protocol (``val_fraction: 0``)."""
+
+import numpy as np
+import pytest
+
+from fgic import profiles, runs
+from fgic.data import FULL_TRAIN, balanced_indices, build_dataset, protocol
+from fgic.runs import RunSpec
+
+DATA = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_size": 32}
+
+
+def test_balanced_indices_same_count_per_class_and_seeded():
+    targets = np.arange(100) % 10  # interleaved labels, as the benchmark's test split
+    idx = balanced_indices(targets, 3, seed=0)
+    counts = np.bincount(targets[idx], minlength=10)
+    assert counts.tolist() == [3] * 10 and len(set(idx)) == 30
+    assert idx == balanced_indices(targets, 3, seed=0)
+    assert idx != balanced_indices(targets, 3, seed=1)
+    # the evenly spaced pick this replaces keeps only some classes of interleaved labels
+    spaced = np.linspace(0, 99, 30).astype(int)
+    assert len(set(targets[spaced].tolist())) < 10 or np.bincount(targets[spaced]).std() > 0
+    with pytest.raises(ValueError, match="fewer"):
+        balanced_indices(targets, 11)
+    assert len(balanced_indices(targets, None)) == 100  # None: as many as the smallest class has
+
+
+def test_balanced_indices_on_a_data_set():
+    ds = build_dataset("synthetic", split="test", **DATA)
+    idx = balanced_indices(ds, 2, seed=3)
+    labels = [ds[i][1] for i in idx]
+    assert sorted(np.bincount(labels).tolist()) == [2, 2, 2]
+
+
+def test_val_fraction_zero_is_the_full_training_split():
+    full = build_dataset("synthetic", split="train", **DATA, **FULL_TRAIN)
+    trainval = build_dataset("synthetic", split="trainval", **DATA)
+    assert len(full) == len(trainval) == 18
+    assert len(build_dataset("synthetic", split="val", **DATA, **FULL_TRAIN)) == 0
+    assert len(build_dataset("synthetic", split="train", **DATA)) < 18  # the default keeps a val split
+
+
+def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    s = RunSpec(
+        model="resnet18",
+        data_kw={**DATA, **FULL_TRAIN},
+        transform_kw={"image_size": 32},
+        train={"epochs": 1, "batch_size": 6, "lr": 0.01, "accelerator": "cpu"},
+    )
+    rec = runs.train(s, group="t", progress=False)
+    assert rec["sizes"] == {"train": 18, "val": 0, "test": 12}
+    assert "val_top1" not in rec.metrics and "test_top1" in rec.metrics
+    assert all("val_acc" not in row for row in rec.history)
+    text = protocol(rec)
+    assert "whole official training split (18 images, no validation split)" in text and "12-image" in text
+    held = protocol({**rec, "sizes": {"train": 15, "val": 3, "test": 12}, "params": s.to_dict()})
+    assert "15 images" in held and "the other 3" in held
+
+
+@pytest.mark.parametrize("notebook, module", [("04_gholm_net", "gholm"), ("05_convnextv2_scra", "scra")])
+def test_paper_profiles_train_on_the_full_training_split(notebook, module):
+    import importlib
+
+    ex = importlib.import_module(f"fgic.experiments.{module}")
+    for profile in profiles.PROFILES:
+        grid = ex.specs(profiles.settings(notebook, profile))
+        for name, s in grid.items():
+            vf = s.data_kw.get("val_fraction", 0.1)
+            if profile == "paper" and s.dataset != "synthetic":
+                assert vf == 0, name  # the papers' protocol on their data sets
+            else:
+                assert vf > 0, name  # our addition: the held-out validation split
