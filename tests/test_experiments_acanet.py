@@ -147,3 +147,16 @@ def test_patchify_ablation_is_in_the_grid(profile):
     assert not any("Patchify" in type(m).__name__ for m in net.modules())  # no patchify left
     assert ex.label_of(ex.ABLATION, "acanet18_convdown") != "acanet18_convdown"
     assert ex.paper_value("table4", "acanet18_convdown", "ce") is None  # not a row of the paper
+
+
+def test_paper_profiles_train_on_the_full_official_training_split():
+    """Issue 10, item 16: the papers train on the whole training split; the CPU profiles hold out 10 %."""
+    from fgic.experiments import mixed_attention as mx
+    from fgic.experiments import multi_attention as ma
+
+    for mod in (ex, ma, mx):
+        paper = mod.specs(profiles.settings(mod.NOTEBOOK, "paper"))
+        assert paper and all(s.data_kw.get("val_fraction") == 0.0 for s in paper.values()), mod.NOTEBOOK
+        for profile in ("smoke", "default"):
+            for s in mod.specs(profiles.settings(mod.NOTEBOOK, profile)).values():
+                assert "val_fraction" not in s.data_kw  # the default 10 % validation split, our addition
