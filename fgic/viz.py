@@ -167,7 +167,7 @@ def plot_ablation(data, ax=None, x: str = "label", y: str = "value", ylabel: str
     ``data``: ``{label: [value per seed]}``, a long DataFrame with columns ``x`` and ``y``, or a wide
     DataFrame with one column per label. ``baseline`` (a label) adds a dashed line at its mean.
     ``failed``: ``{label: [reason per failed seed]}``; those seeds are not in ``data`` (never averaged in)
-    and are counted under the bar's tick ("n ok + k failed"). A label with no value at all (none run, or
+    and are counted under the bar's tick ("n ok + k failed (reasons)"). A label with no value at all (none run, or
     all failed) is drawn as an ``absent_bar`` saying why, never as a zero-height bar.
     Returns ``ax``; the bars are ``ax.patches`` and the error bars ``ax.containers``.
     """
@@ -193,7 +193,8 @@ def plot_ablation(data, ax=None, x: str = "label", y: str = "value", ylabel: str
     if baseline is not None and np.isfinite(means[names.index(baseline)]):
         ax.axhline(means[names.index(baseline)], ls="--", color="gray", lw=1)
     if failed:  # say under every tick how many seeds count and how many failed
-        names = [f"{n}\n{groups[n].size} ok + {len(failed[n])} failed" if n in failed else n for n in names]
+        names = [f"{n}\n{groups[n].size} ok + {len(failed[n])} failed ({', '.join(sorted(set(failed[n])))})"
+                 if n in failed else n for n in names]
     tilt = max(map(len, names), default=0) > 8
     ax.set_xticks(pos, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
     ax.set_ylabel(ylabel)

@@ -203,7 +203,7 @@ def test_missing_and_failed_runs_are_absent_slots_not_zero_bars():
     assert len(patches) == 2 and all(p.get_hatch() for p in patches)
     assert texts == ["not run", "failed: diverged: train_loss = nan"]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks[2] == "ok\n1 ok + 1 failed" and ticks[3].startswith("dead\n0 ok + 1 failed")
+    assert ticks[2] == "ok\n1 ok + 1 failed (collapsed)" and ticks[3].startswith("dead\n0 ok + 1 failed")
 
     good = _record("g1", "good", [0.4, 0.6], 0.6)
     collapsed = {**_record("c1", "bad", [0.1, 0.09], 0.09), "num_classes": 10}
