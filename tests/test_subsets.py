@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fgic import profiles, runs
-from fgic.data import FULL_TRAIN, balanced_indices, build_dataset, protocol
+from fgic.data import FULL_TRAIN, balanced_indices, balanced_sample, build_dataset, protocol
 from fgic.runs import RunSpec
 
 DATA = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_size": 32}
@@ -25,6 +25,15 @@ def test_balanced_indices_same_count_per_class_and_seeded():
     assert len(balanced_indices(targets, None)) == 100  # None: as many as the smallest class has
 
 
+def test_balanced_sample_sizes():
+    targets = np.arange(100) % 10
+    assert np.bincount(targets[balanced_sample(targets, 35)]).tolist() == [3] * 10
+    few = balanced_sample(targets, 4, seed=2)
+    assert len(few) == 4 and len(set(targets[few].tolist())) == 4  # one image of each of 4 classes
+    assert few != balanced_sample(targets, 4, seed=5)
+    assert len(balanced_sample(targets, None)) == 100
+
+
 def test_balanced_indices_on_a_data_set():
     ds = build_dataset("synthetic", split="test", **DATA)
     idx = balanced_indices(ds, 2, seed=3)
@@ -40,6 +49,16 @@ def test_val_fraction_zero_is_the_full_training_split():
     assert len(build_dataset("synthetic", split="train", **DATA)) < 18  # the default keeps a val split
 
 
+def test_val_fraction_zero_on_an_image_list_loader():
+    from fgic.data.base import select_split
+
+    trainval = [(f"img{i}.jpg", i % 3) for i in range(12)]
+    test = [("t.jpg", 0)]
+    assert select_split(trainval, test, "train", 0.0, 0) == trainval
+    assert select_split(trainval, test, "val", 0.0, 0) == []
+    assert len(select_split(trainval, test, "val", 0.25, 0)) == 3  # the default carve-out, for contrast
+
+
 def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
     s = RunSpec(
@@ -53,7 +72,7 @@ def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
     assert "val_top1" not in rec.metrics and "test_top1" in rec.metrics
     assert all("val_acc" not in row for row in rec.history)
     text = protocol(rec)
-    assert "whole official training split (18 images, no validation split)" in text and "12-image" in text
+    assert "whole training split (18 images, no validation split)" in text and "12-image" in text
     held = protocol({**rec, "sizes": {"train": 15, "val": 3, "test": 12}, "params": s.to_dict()})
     assert "15 images" in held and "the other 3" in held
 

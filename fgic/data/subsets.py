@@ -1,7 +1,8 @@
 """Evaluation subsets and the training protocol of a run, said in words.
 
 ``balanced_indices(dataset, per_class, seed)``: the indices of a class-balanced, seeded subset (the same
-number of images from every class), for every table or figure that evaluates on part of a split. An
+number of images from every class), for every table or figure that evaluates on part of a split;
+``balanced_sample(dataset, total, seed)`` picks the per-class count (or, below one per class, the classes). An
 evenly spaced pick (``np.linspace`` over the indices) is not balanced: test splits are often ordered or
 interleaved by class, and a stride that shares a factor with the class count keeps only some classes.
 
@@ -59,16 +60,25 @@ def balanced_indices(
     return out
 
 
-def per_class_for(dataset_or_targets, total: int | None) -> int:
-    """The largest per-class count whose balanced subset has at most ``total`` images (None: all possible)."""
+def balanced_sample(dataset_or_targets, total: int | None, seed: int = 0) -> list[int]:
+    """A seeded, class-balanced subset of about ``total`` images, for a table or a figure.
+
+    ``total >= K`` classes (or None): ``total // K`` images of every class (None: as many as the smallest
+    class has). ``total < K``: one image each of ``total`` classes drawn with ``seed``. Either way every
+    class present has the same count.
+    """
     t = (
         np.asarray(dataset_or_targets)
         if isinstance(dataset_or_targets, (list, tuple, np.ndarray))
         else targets_of(dataset_or_targets)
     )
-    k = len(np.unique(t))
-    smallest = min(int((t == c).sum()) for c in np.unique(t))
-    return smallest if total is None else max(1, min(smallest, int(total) // k))
+    classes = np.unique(t)
+    if total is None or total >= len(classes):
+        smallest = min(int((t == c).sum()) for c in classes)
+        per = smallest if total is None else min(smallest, int(total) // len(classes))
+        return balanced_indices(t, per, seed)
+    picked = np.sort(np.random.default_rng(seed).choice(classes, size=int(total), replace=False))
+    return balanced_indices(t, 1, seed, classes=picked)
 
 
 def protocol(record: Mapping) -> str:
@@ -79,13 +89,13 @@ def protocol(record: Mapping) -> str:
     vf = kw.get("val_fraction", 0.1)
     name = params.get("dataset", "?")
     if sizes.get("val", 0) == 0:
-        train = f"the whole official training split ({sizes.get('train', '?')} images, no validation split)"
+        train = f"the whole training split ({sizes.get('train', '?')} images, no validation split)"
     else:
         train = (
-            f"{sizes.get('train', '?')} images of the official training split (the other {sizes['val']}, "
+            f"{sizes.get('train', '?')} images of the training split (the other {sizes['val']}, "
             f"{vf:.0%} of each class, are held out as validation: reported as val top-1, not used for selection)"
         )
     return (
-        f"{name}: trained on {train}; test top-1 measured on the {sizes.get('test', '?')}-image official test "
-        f"split after the last epoch"
+        f"{name}: trained on {train}; test top-1 measured on the {sizes.get('test', '?')}-image test split "
+        f"after the last epoch"
     )
