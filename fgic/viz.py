@@ -7,7 +7,10 @@ is written to disk: ``figures/NAME.png`` at a fixed dpi with no software/date me
 content twice gives the same bytes. The interactive explorer lives in ``fgic.widgets``.
 
 Tables of paper vs ours (``paper_vs_ours``) take our numbers only from run records, so every number in
-the ``ours`` column carries the ``run_id`` that produced it; a setting not run here says so in words.
+the ``ours`` column carries the ``run_id`` that produced it; a setting not run here says so in words, and
+with ``health=True`` a run that diverged or collapsed (``fgic.health.run_health``) says "failed: <reason>".
+Bar plots never draw a missing or failed run as a zero-height bar: ``absent_bar`` draws a hatched,
+outlined slot over the whole height of the axes with the reason written in it ("not run", "failed: ...").
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ PNG_METADATA = {"Software": None}  # matplotlib's version string would make byte
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NOT_RUN = "not run here (needs the real data set / GPU)"
+FAILED = "failed"  # prefix of the `ours` cell of a run that diverged or collapsed (paper_vs_ours(health=True))
+ABSENT_GID = "absent"  # gid of the hatched slot drawn for a bar that has no value (not run / failed)
 BOX_COLORS = ("lime", "red", "yellow", "cyan", "magenta", "orange", "white")
 
 
@@ -143,27 +148,53 @@ def _groups(data, x: str, y: str) -> dict[str, np.ndarray]:
     return {str(k): np.asarray(v, dtype=float).ravel() for k, v in dict(data).items()}
 
 
+def absent_bar(ax, x: float, text: str, width: float = 0.65):
+    """A bar slot with no value (a run not done, or failed): hatched outline over the axes' whole height
+    at ``x`` (data coordinates) with ``text`` written in it, never a zero-height bar. Returns the patch
+    (``gid == ABSENT_GID``)."""
+    rect = Rectangle((x - width / 2, 0.0), width, 1.0, transform=ax.get_xaxis_transform(), fill=False,
+                     hatch="//", edgecolor="0.6", lw=0.8, gid=ABSENT_GID)
+    ax.add_patch(rect)
+    ax.text(x, 0.5, text, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="center",
+            fontsize=6.5, wrap=True, bbox=dict(facecolor="white", alpha=0.8, lw=0, pad=1), gid=ABSENT_GID)
+    return rect
+
+
 def plot_ablation(data, ax=None, x: str = "label", y: str = "value", ylabel: str = "accuracy",
-                  title: str | None = None, baseline: str | None = None):
+                  title: str | None = None, baseline: str | None = None, failed: Mapping | None = None):
     """Bars at the mean over seeds, error bars of one standard deviation, and every seed as a dot.
 
     ``data``: ``{label: [value per seed]}``, a long DataFrame with columns ``x`` and ``y``, or a wide
     DataFrame with one column per label. ``baseline`` (a label) adds a dashed line at its mean.
+    ``failed``: ``{label: [reason per failed seed]}``; those seeds are not in ``data`` (never averaged in)
+    and are counted under the bar's tick ("n ok + k failed (reasons)"). A label with no value at all (none run, or
+    all failed) is drawn as an ``absent_bar`` saying why, never as a zero-height bar.
     Returns ``ax``; the bars are ``ax.patches`` and the error bars ``ax.containers``.
     """
     groups = _groups(data, x, y)
+    failed = {str(k): list(v) for k, v in (failed or {}).items() if v}
+    for k in failed:
+        groups.setdefault(k, np.array([]))
     ax = _new_ax(ax, figsize=(max(3.5, 0.9 * len(groups) + 1.5), 3.5))
     names = list(groups)
     means = np.array([v.mean() if v.size else np.nan for v in groups.values()])
     stds = np.array([v.std(ddof=1) if v.size > 1 else 0.0 for v in groups.values()])
     pos = np.arange(len(names))
-    ax.bar(pos, means, color=[f"C{i % 10}" for i in pos], alpha=0.6, width=0.65)
-    ax.errorbar(pos, means, yerr=stds, fmt="none", ecolor="black", capsize=4, lw=1.2)
+    have = np.array([v.size > 0 for v in groups.values()], dtype=bool)
+    ax.bar(pos[have], means[have], color=[f"C{i % 10}" for i in pos[have]], alpha=0.6, width=0.65)
+    ax.errorbar(pos[have], means[have], yerr=stds[have], fmt="none", ecolor="black", capsize=4, lw=1.2)
     rng = np.random.default_rng(0)  # fixed jitter so re-saving the figure is byte-identical
     for i, v in enumerate(groups.values()):
         ax.scatter(i + rng.uniform(-0.15, 0.15, v.size), v, s=14, color="black", zorder=3)
-    if baseline is not None:
+    for i, name in enumerate(names):
+        if not have[i]:
+            why = sorted(set(failed.get(name, [])))
+            absent_bar(ax, i, ("failed: " + "; ".join(why)) if why else "not run")
+    if baseline is not None and np.isfinite(means[names.index(baseline)]):
         ax.axhline(means[names.index(baseline)], ls="--", color="gray", lw=1)
+    if failed:  # say under every tick how many seeds count and how many failed
+        names = [f"{n}\n{groups[n].size} ok + {len(failed[n])} failed ({', '.join(sorted(set(failed[n])))})"
+                 if n in failed else n for n in names]
     tilt = max(map(len, names), default=0) > 8
     ax.set_xticks(pos, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
     ax.set_ylabel(ylabel)
@@ -313,7 +344,8 @@ def image_grid(images, titles=None, heatmaps=None, boxes=None, box_colors=None, 
 
 
 # ------------------------------------------------------------------------------ paper vs ours tables
-def paper_vs_ours(rows, metric: str = "test_top1", scale: float = 100.0, digits: int = 2) -> pd.DataFrame:
+def paper_vs_ours(rows, metric: str = "test_top1", scale: float = 100.0, digits: int = 2,
+                  health: bool = False) -> pd.DataFrame:
     """Table with the paper's number and ours side by side; ours only ever comes from a run record.
 
     ``rows``: dicts with ``setting`` (row label), ``paper`` (the paper's number or None) and ``run``
@@ -321,7 +353,11 @@ def paper_vs_ours(rows, metric: str = "test_top1", scale: float = 100.0, digits:
     columns (e.g. ``dataset``, ``source``), which are kept. Our value is ``run["metrics"][metric]`` (or the
     last ``history`` entry of that name) times ``scale``; the ``run`` column holds its ``run_id``. A row
     without a run shows ``NOT_RUN`` in ``ours``. A bare number for ``ours`` raises ``ValueError``.
+    ``health=True``: a run that ``fgic.health.run_health`` calls failed (diverged, collapsed to chance,
+    not finished) shows ``"failed: <reason>"`` in ``ours`` (its ``run_id`` stays in ``run``), never its number.
     """
+    from fgic.health import run_health
+
     out = []
     for row in rows:
         row = dict(row)
@@ -336,6 +372,11 @@ def paper_vs_ours(rows, metric: str = "test_top1", scale: float = 100.0, digits:
             run_id = rec.get("run_id")
             if not run_id:
                 raise ValueError(f"{setting}: the run record has no run_id")
+            ok, reason = run_health(rec) if health else (True, "")
+            if not ok:
+                out.append({"setting": setting, "paper": np.nan if paper is None else float(paper),
+                            "ours": f"{FAILED}: {reason}", "run": run_id, "metric": m, **row})
+                continue
             value = (rec.get("metrics") or {}).get(m)
             if value is None:
                 hist = [h[m] for h in rec.get("history") or [] if h.get(m) is not None]
@@ -350,20 +391,26 @@ def paper_vs_ours(rows, metric: str = "test_top1", scale: float = 100.0, digits:
 
 def plot_bars_compare(df: pd.DataFrame, ax=None, ylabel: str = "top-1 accuracy (%)",
                       title: str | None = None):
-    """Grouped bars paper vs ours for the rows of a ``paper_vs_ours`` table where both numbers exist."""
-    ours = pd.to_numeric(df["ours"], errors="coerce")  # NOT_RUN text -> NaN
-    keep = ours.notna() & df["paper"].notna()
+    """Grouped bars paper vs ours for the rows of a ``paper_vs_ours`` table that have the paper's number.
+
+    Where ours is missing (not run) or failed, its slot is an ``absent_bar`` saying so (not a zero bar)."""
+    ours = pd.to_numeric(df["ours"], errors="coerce")  # NOT_RUN / failed text -> NaN
+    keep = df["paper"].notna()
     sub = df[keep]
     ax = _new_ax(ax, figsize=(max(4, 1.2 * len(sub) + 1.5), 3.5))
-    if sub.empty:
+    if not (keep & ours.notna()).any():
         ax.text(0.5, 0.5, "nothing to compare: no setting has both numbers", ha="center", va="center",
                 transform=ax.transAxes)
         ax.set_axis_off()
         return ax
     pos = np.arange(len(sub))
     ax.bar(pos - 0.2, sub["paper"].astype(float), width=0.4, label="paper", color="C7")
-    bars = ax.bar(pos + 0.2, ours[keep], width=0.4, label="ours", color="C0")
-    ax.bar_label(bars, labels=[str(r) for r in sub["run"]], fontsize=6, rotation=90, padding=2)
+    have = ours[keep].notna().to_numpy()
+    bars = ax.bar(pos[have] + 0.2, ours[keep][have], width=0.4, label="ours", color="C0")
+    ax.bar_label(bars, labels=[str(r) for r in sub["run"][have]], fontsize=6, rotation=90, padding=2)
+    for i in np.flatnonzero(~have):
+        text = str(sub["ours"].iloc[i])
+        absent_bar(ax, pos[i] + 0.2, "not run" if text == NOT_RUN else text, width=0.4)
     tilt = len(sub) > 3
     ax.set_xticks(pos, [str(s) for s in sub["setting"]], rotation=30 if tilt else 0,
                   ha="right" if tilt else "center")

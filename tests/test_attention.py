@@ -16,6 +16,7 @@ from fgic.nn.attention_csca import ChannelSpatialAttention
 from fgic.nn.attention_mixed import MixedAttention
 from fgic.nn.attention_se import SEChannelAttention
 from fgic.nn.attention_spatial import CBAMSpatialAttention, SESpatialAttention
+from fgic.nn.cam_attention import CAMAttention
 from fgic.nn.fcn_head import FCNHead
 
 C = 32
@@ -262,3 +263,57 @@ def test_fgic_cam_uses_the_fcn_head_maps():
         own = net.cam(x)[torch.arange(2), classes]  # (B, h, w)
         expected = normalize_maps(torch.nn.functional.interpolate(own[:, None], size=(64, 64), mode="bilinear")[:, 0])
     torch.testing.assert_close(cam(net, x, classes), expected)
+
+
+# ---------------------------------------------------------------- seed 001: FCN head vs CAM attention (issue 10.12)
+def test_plain_fcn_head_equals_gap_plus_fc():
+    """A mean-pooled 1x1-conv FCN head is GAP + FC with the same weights: the same function, numerically."""
+    torch.manual_seed(0)
+    fmap = torch.randn(3, 16, 4, 4)  # (B, C, h, w)
+    head, fc = FCNHead(16, 5), nn.Linear(16, 5)
+    with torch.no_grad():
+        head.conv.weight.copy_(fc.weight[:, :, None, None])
+        head.conv.bias.copy_(fc.bias)
+    torch.testing.assert_close(head(fmap), fc(fmap.mean((2, 3))))
+    plain, fcn = _small("plain_resnet50").eval(), _small("fcn_resnet50").eval()
+    sd = plain.state_dict()
+    sd["fc.conv.weight"], sd["fc.conv.bias"] = sd.pop("fc.weight")[:, :, None, None], sd.pop("fc.bias")
+    fcn.load_state_dict(sd)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(fcn(x), plain(x))
+
+
+def test_cam_attention_differs_from_gap_fc_and_its_cam_is_the_weighted_channel_sum():
+    torch.manual_seed(0)
+    head = CAMAttention(16, 7, top_k=3)
+    fmap = torch.randn(2, 16, 4, 4)  # (B, C, h, w)
+    w, b = head.fc.weight, head.fc.bias
+    expected_cam = (w[None, :, :, None, None] * fmap[:, None]).sum(2) + b[None, :, None, None]  # (B, K, h, w)
+    torch.testing.assert_close(head.cam(fmap), expected_cam)
+    a = head.attention(fmap).detach()  # (B, h, w)
+    assert a.shape == (2, 4, 4) and float(a.min()) == 0.0 and float(a.amax((1, 2)).min()) == pytest.approx(1.0)
+    # A is the normalised mean CAM of the 3 classes with the highest FCN logits
+    top = expected_cam.mean((2, 3)).topk(3, 1).indices
+    m = torch.stack([expected_cam[i, top[i]].mean(0) for i in range(2)])
+    torch.testing.assert_close(a, (m - m.amin((1, 2), True)) / (m.amax((1, 2), True) - m.amin((1, 2), True)))
+    gap_fc = head.fc(fmap.mean((2, 3)))
+    out = head(fmap)
+    assert not torch.allclose(out, gap_fc, atol=1e-3)  # not the FCN / GAP + FC function
+    torch.testing.assert_close(out, head.fc((fmap * (1 + a[:, None])).mean((2, 3))))
+    flat = fmap.mean((2, 3), keepdim=True).expand_as(fmap)  # a spatially constant map: A = 0, GAP + FC
+    torch.testing.assert_close(head(flat), head.fc(flat.mean((2, 3))))
+
+
+def test_cam_resnet50_uses_the_cam_attention_head():
+    model, x = _small("cam_resnet50").eval(), torch.randn(2, 3, 64, 64)
+    assert isinstance(model.fc, CAMAttention)
+    fmap = model.forward_features(x)
+    torch.testing.assert_close(model.cam(x), model.fc.cam(fmap))
+    torch.testing.assert_close(model(x), model.fc(fmap))
+    plain = _small("plain_resnet50").eval()  # same trunk and classifier weights, plain GAP + FC
+    sd = {k.replace("fc.fc.", "fc."): v for k, v in model.state_dict().items()}
+    plain.load_state_dict(sd)
+    assert not torch.allclose(model(x), plain(x), atol=1e-4)
+    out = model_outputs(model.train(), x)
+    F.cross_entropy(out.logits, torch.tensor([0, 3])).backward()
+    assert all(p.grad is not None for p in model.parameters())

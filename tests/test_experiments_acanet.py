@@ -24,7 +24,7 @@ def test_specs_build_for_every_profile(profile):
         assert s.dataset in list_datasets() and s.transform in list_presets(), name
         assert isinstance(s.config, TrainConfig)  # validates the training keys
         assert s.pretrained is False  # the paper trains from scratch
-        assert name == ex.run_name(s.model, s.loss, s.dataset, s.config.seed)
+        assert name in {ex.run_name(m, s.loss, s.dataset, s.config.seed) for m in (s.model, *ex.VARIANTS)}
     # the tables share runs: the merged grid holds each distinct spec once, under its own name
     parts = [ex.table2_specs(S), ex.table3_specs(S), ex.table4_specs(S)]
     assert set(grid) == set().union(*parts)
@@ -43,9 +43,9 @@ def test_specs_build_for_every_profile(profile):
     assert {"ce", "mc"} <= set(S["table4"]["losses"])
     if profile != "paper":
         assert len(S["table4"]["seeds"]) >= 2  # error bars need several seeds
-    for s in t4.values():
+    for name, s in t4.items():
         a = s.to_dict()
-        b = ex.make_spec(S, s.model, s.loss, s.dataset, S["seed"]).to_dict()
+        b = ex.make_spec(S, name.split("-")[0], s.loss, s.dataset, S["seed"]).to_dict()
         a["train"].pop("seed"), b["train"].pop("seed")
         assert a == b
     # the complete and minus-ACCB models share their FCSA settings
@@ -70,7 +70,7 @@ def test_paper_profile_is_the_papers_setting():
         assert s.transform == "acanet" and s.transform_kw == {"image_size": 224}
         assert cfg.optimizer == "sgd" and cfg.lr == 0.1 and cfg.epochs == 600
         assert cfg.schedule == "multistep" and tuple(cfg.milestones) == (200, 400) and cfg.gamma == 0.1
-        assert s.model_kw == {}  # full widths, FCSA everywhere with its default window
+        assert s.model_kw in ({}, {"down": "conv"})  # full widths, FCSA everywhere with its default window
     # the full grids of Tables 2 and 3 on the three data sets, Table 4 on CUB only
     assert len(ex.table2_specs(S)) == 3 * 8 * 3
     assert {s.model for s in ex.table3_specs(S).values()} == set(ex.BACKBONES.values())
@@ -93,7 +93,7 @@ def test_numbers_file_has_the_papers_tables():
     for m in ("resnet18", "vgg16", "acanet18"):  # Table 3's CE rows repeat Table 2's
         assert t3[m] == t2[m]["ce"]
     t4 = n["table4"]
-    assert set(t4) == set(ex.ABLATION.values()) and all(set(v) == {"ce", "mc"} for v in t4.values())
+    assert set(t4) == set(ex.ABLATION.values()) - set(ex.VARIANTS) and all(set(v) == {"ce", "mc"} for v in t4.values())
     for lo in ("ce", "mc"):
         assert t4["acanet18"][lo] == t2["acanet18"][lo]["cub"]  # complete structure = Table 2, CUB
         assert t4["acanet18"][lo] > t4["acanet18_no_accb"][lo] > t4["acanet18_plain"][lo]
@@ -126,3 +126,37 @@ def test_fcsa_attention_flops_closed_form():
     m = create_model("acanet18", 4, width=8, kernel_att=3, fcsa_stages=[4])
     assert ex.fcsa_attention_flops(m, (3, 32, 32)) == 4 * 64 * 9 + 4 * 64 * 1
     assert ex.fcsa_attention_flops(create_model("acanet18_plain", 4, width=8), (3, 32, 32)) == 0
+
+
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_patchify_ablation_is_in_the_grid(profile):
+    """Issue 10, item 14: complete ACANet with 1x1 stride-2 conv shortcuts instead of patchify, in Table 4."""
+    S = profiles.settings(ex.NOTEBOOK, profile)
+    assert "acanet18_convdown" in S["table4"]["models"]
+    t4 = ex.table4_specs(S)
+    for lo in S["table4"]["losses"]:
+        for seed in S["table4"]["seeds"]:
+            d = S["table4"]["datasets"][0]
+            conv = t4[ex.run_name("acanet18_convdown", lo, d, seed)]
+            patch = t4[ex.run_name("acanet18", lo, d, seed)]
+            assert conv.model == "acanet18" and conv.model_kw == {**patch.model_kw, "down": "conv"}
+            a, b = conv.to_dict(), patch.to_dict()
+            a.pop("model_kw"), b.pop("model_kw")
+            assert a == b  # only the shortcut differs
+    net = create_model(conv.model, 4, **conv.model_kw)
+    assert not any("Patchify" in type(m).__name__ for m in net.modules())  # no patchify left
+    assert ex.label_of(ex.ABLATION, "acanet18_convdown") != "acanet18_convdown"
+    assert ex.paper_value("table4", "acanet18_convdown", "ce") is None  # not a row of the paper
+
+
+def test_paper_profiles_train_on_the_full_official_training_split():
+    """Issue 10, item 16: the papers train on the whole training split; the CPU profiles hold out 10 %."""
+    from fgic.experiments import mixed_attention as mx
+    from fgic.experiments import multi_attention as ma
+
+    for mod in (ex, ma, mx):
+        paper = mod.specs(profiles.settings(mod.NOTEBOOK, "paper"))
+        assert paper and all(s.data_kw.get("val_fraction") == 0.0 for s in paper.values()), mod.NOTEBOOK
+        for profile in ("smoke", "default"):
+            for s in mod.specs(profiles.settings(mod.NOTEBOOK, profile)).values():
+                assert "val_fraction" not in s.data_kw  # the default 10 % validation split, our addition

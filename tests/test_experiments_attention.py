@@ -35,7 +35,8 @@ def test_multi_attention_specs_build(profile):
     for name, spec in specs.items():
         _valid(spec)
         if name.startswith(ma.BENCHMARK + ":"):
-            assert spec.dataset == "synthetic" and spec.data_kw == S["benchmark"]
+            extra = {"val_fraction": S["val_fraction"]} if "val_fraction" in S else {}
+            assert spec.dataset == "synthetic" and spec.data_kw == {**S["benchmark"], **extra}
     for m in ma.MODELS:  # the five networks of Table 1 on the benchmark in every profile
         assert ma.run_name(ma.BENCHMARK, m) in specs
     if profile != "paper":
@@ -116,7 +117,8 @@ def test_mixed_attention_paper_profile():
                 spec = specs[mx.run_name(label, b, v, S["seeds"][0])]
                 cfg = spec.config
                 assert spec.dataset == name and spec.pretrained is True and spec.model_kw == {}
-                assert spec.transform_kw == {"image_size": 224} and spec.data_kw == {}  # full official splits
+                # the full official training split: no validation split carved out of it
+                assert spec.transform_kw == {"image_size": 224} and spec.data_kw == {"val_fraction": 0.0}
                 assert (cfg.batch_size, cfg.epochs, cfg.schedule) == (32, 300, "cosine")
 
 

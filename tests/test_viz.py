@@ -180,11 +180,43 @@ def test_paper_vs_ours_numbers_only_from_runs():
     with pytest.raises(ValueError):
         viz.paper_vs_ours([{"setting": "x", "paper": 1.0, "run": {"run_id": "a", "metrics": {}}}])
 
-    ax = viz.plot_bars_compare(df)  # rows 2 and 3 have both numbers
-    assert len(_bars(ax)) == 4
-    assert [t.get_text() for t in ax.texts] == ["ef56", "h1"]
+    ax = viz.plot_bars_compare(df)  # rows 2 and 3 have both numbers; row 0 has the paper's only
+    assert len(_bars(ax)) == 3 + 2  # three paper bars, two of ours
+    assert [t.get_text() for t in ax.texts if t.get_gid() != viz.ABSENT_GID] == ["ef56", "h1"]
+    assert [t.get_text() for t in ax.texts if t.get_gid() == viz.ABSENT_GID] == ["not run"]
     empty = viz.plot_bars_compare(df.iloc[:2])
     assert not _bars(empty) and "nothing to compare" in empty.texts[0].get_text()
+
+
+def _absent(ax):
+    return [p for p in ax.patches if p.get_gid() == viz.ABSENT_GID], [
+        t.get_text() for t in ax.texts if t.get_gid() == viz.ABSENT_GID]
+
+
+def test_missing_and_failed_runs_are_absent_slots_not_zero_bars():
+    """Issue 10, items 15 and 17: no zero-height bar for a run that is missing or failed."""
+    ax = viz.plot_ablation({"base": [0.5, 0.6], "missing": [], "ok": [0.7]},
+                           failed={"ok": ["collapsed"], "dead": ["diverged: train_loss = nan"]})
+    assert all(b.get_height() > 0 for b in _bars(ax))  # only labels with values get a bar
+    assert np.allclose([b.get_height() for b in _bars(ax)], [0.55, 0.7])
+    patches, texts = _absent(ax)
+    assert len(patches) == 2 and all(p.get_hatch() for p in patches)
+    assert texts == ["not run", "failed: diverged: train_loss = nan"]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[2] == "ok\n1 ok + 1 failed (collapsed)" and ticks[3].startswith("dead\n0 ok + 1 failed")
+
+    good = _record("g1", "good", [0.4, 0.6], 0.6)
+    collapsed = {**_record("c1", "bad", [0.1, 0.09], 0.09), "num_classes": 10}
+    df = viz.paper_vs_ours([{"setting": "a", "paper": 50.0, "run": good},
+                            {"setting": "b", "paper": 50.0, "run": collapsed},
+                            {"setting": "c", "paper": 50.0, "run": None}], health=True)
+    assert df.loc[0, "ours"] == pytest.approx(60.0)
+    assert df.loc[1, "ours"].startswith("failed: collapsed") and df.loc[1, "run"] == "c1"
+    assert viz.paper_vs_ours([{"setting": "b", "paper": 50.0, "run": collapsed}]).loc[0, "ours"] == 9.0
+    ax = viz.plot_bars_compare(df)
+    assert len(_bars(ax)) == 3 + 1  # three paper bars, one of ours
+    patches, texts = _absent(ax)
+    assert len(patches) == 2 and texts[0].startswith("failed: collapsed") and texts[1] == "not run"
 
 
 # --------------------------------------------------------------------------------------- explorer

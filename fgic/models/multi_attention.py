@@ -1,4 +1,4 @@
-"""Seed 001's networks: ResNet50 with an attention block in every bottleneck unit, or an FCN/CAM head.
+"""Seed 001's networks: ResNet50 with an attention block in every bottleneck unit, or an FCN / CAM-attention head.
 
 "Multi-Attention Mechanism Fusion for Fine-Grained Image Classification" (Du, Ma), section 2.1 and
 Table 1: FCN-ResNet50, CA-ResNet50, SA-ResNet50 and CSCA-ResNet50 against the torchvision ResNet50, all
@@ -7,8 +7,13 @@ initialised from torchvision's ImageNet weights.
 - ``ca/sa/csca_resnet50``: the attention (``fgic.nn``: SE channel attention, CBAM spatial attention, and
   CA-then-SA) sits in every bottleneck after the third conv + BN and before the residual addition (the
   SE-ResNet / CBAM placement; the paper only says "embedded in the residual structure unit").
+- ``cam_resnet50``: the Table 1 "FCN-ResNet50" row as we read it: the plain trunk with a CAM-attention
+  head (``fgic.nn.cam_attention``): the class activation maps of the top-5 classes, min-max normalised,
+  reweight the last feature map (1 + A) before global pooling; the CAM is W f + b with the classifier's
+  own weights. The paper names "CAM attention" but does not define it; this is our choice.
 - ``fcn_resnet50``: the plain trunk with the FC replaced by a 1x1-conv FCN head (``fgic.nn.fcn_head``);
-  logits are the spatial mean of its CAM, so it computes the same function class as ResNet50.
+  logits are the spatial mean of its CAM, which equals GAP + FC (linearity of the mean): it is ResNet50
+  with its classifier reordered, kept only to show that equality.
 - ``plain_resnet50``: no attention, linear head: the Table 1 baseline with the same ``layers`` / ``width``
   options (use the registry's ``resnet50`` for the torchvision model itself).
 
@@ -44,7 +49,10 @@ from fgic.nn.attention_csca import ChannelSpatialAttention
 from fgic.nn.attention_mixed import MixedAttention
 from fgic.nn.attention_se import SEChannelAttention
 from fgic.nn.attention_spatial import CBAMSpatialAttention, SESpatialAttention
+from fgic.nn.cam_attention import CAMAttention
 from fgic.nn.fcn_head import FCNHead
+
+HEADS = ("fc", "fcn", "cam")  # linear on GAP / 1x1-conv FCN (= GAP + FC) / CAM-attention pooling
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 ATTENTION_TYPES = (SEChannelAttention, SESpatialAttention, CBAMSpatialAttention, ChannelSpatialAttention,
@@ -137,28 +145,37 @@ def attention_resnet_trunk(
 
 
 class MultiAttentionResNet(ClassifierNet):
-    """ResNet trunk with per-block attention and a linear (``head="fc"``) or FCN (``head="fcn"``) head."""
+    """ResNet trunk with per-block attention and a linear (``head="fc"``), FCN (``"fcn"``) or CAM-attention
+    (``"cam"``, ``top_k`` classes) head."""
 
     def __init__(self, num_classes: int, attention: str = "none", head: str = "fc",
                  layers: Sequence[int] = RESNET50_LAYERS, width: int = 64, pretrained: bool | str = False,
-                 reduction: int = 16, drop_rate: float = 0.0):
-        if head not in ("fc", "fcn"):
-            raise ValueError(f"head must be 'fc' or 'fcn', got {head!r}")
+                 reduction: int = 16, drop_rate: float = 0.0, top_k: int = 5):
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         trunk = attention_resnet_trunk(layers, width, block_attention(attention, reduction), pretrained)
         super().__init__(trunk, width * 8 * 4, num_classes, drop_rate=drop_rate)
-        self.attention_kind, self.head_kind = attention, head
-        if head == "fcn":
-            self.fc = FCNHead(self.num_features, num_classes)
+        self.attention_kind, self.head_kind, self.top_k = attention, head, top_k
+        self.reset_classifier(num_classes)
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
         if self.head_kind == "fcn":
             self.fc = FCNHead(self.num_features, num_classes)
+        elif self.head_kind == "cam":
+            self.fc = CAMAttention(self.num_features, num_classes, self.top_k)
+
+    def forward_head(self, fmap: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.head_kind != "cam":
+            return super().forward_head(fmap, pre_logits)
+        z = self.fc.pool(fmap)  # (B, C): CAM-attention pooling instead of the plain mean
+        return z if pre_logits else self.classify(z)
 
     def cam(self, x: torch.Tensor) -> torch.Tensor:
-        """Class activation maps (B, K, h, w) of the last feature map; their spatial mean is the logits."""
+        """Class activation maps (B, K, h, w) of the last feature map: sum_c W_kc f_c + b_k. For the fc and
+        fcn heads their spatial mean is the logits; for the cam head the logits weight them by 1 + A."""
         fmap = self.forward_features(x)  # (B, C, h, w)
-        if isinstance(self.fc, FCNHead):
+        if isinstance(self.fc, (FCNHead, CAMAttention)):
             return self.fc.cam(fmap)
         return torch.einsum("kc,bchw->bkhw", self.fc.weight, fmap) + self.fc.bias[None, :, None, None]
 
@@ -180,6 +197,6 @@ def _multi_attention_resnet50(attention: str, head: str, num_classes: int, pretr
 
 # seed 001's five networks: name -> (attention in every bottleneck, head)
 for _name, (_attn, _head) in {"plain_resnet50": ("none", "fc"), "fcn_resnet50": ("none", "fcn"),
-                              "ca_resnet50": ("ca", "fc"), "sa_resnet50": ("sa", "fc"),
+                              "cam_resnet50": ("none", "cam"), "ca_resnet50": ("ca", "fc"), "sa_resnet50": ("sa", "fc"),
                               "csca_resnet50": ("csca", "fc")}.items():
     register_model(_name, paper="001")(partial(_multi_attention_resnet50, _attn, _head))
