@@ -44,9 +44,10 @@ def run_notebooks(
     """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output)."""
     import papermill as pm
 
-    from fgic.profiles import resolve_profile
+    from fgic.profiles import check_profile, parse_bool
 
-    profile = resolve_profile(profile)
+    profile = check_profile(profile)
+    retrain = parse_bool(retrain, "retrain")
     nbs = find_notebooks(names)
     out_dir = notebooks_dir() / "_out"
     out_dir.mkdir(exist_ok=True)
