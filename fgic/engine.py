@@ -351,7 +351,11 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename (never a half-written file)."""
     path = Path(path)
     tmp = tmp_name(path)
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except BaseException:  # e.g. Ctrl-C or SIGTERM in the middle of the write: leave no orphan
+        tmp.unlink(missing_ok=True)
+        raise
     _replace_durably(tmp, path)
 
 
@@ -359,7 +363,11 @@ def write_atomic(text: str, path: str | os.PathLike) -> None:
     """Write ``text`` like ``save_atomic``: temporary file, fsync, rename, fsync the folder."""
     path = Path(path)
     tmp = tmp_name(path)
-    tmp.write_text(text)
+    try:
+        tmp.write_text(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _replace_durably(tmp, path)
 
 

@@ -116,7 +116,7 @@ def _modes(tmp_path):
         "RGBA": (_save(tmp_path, Image.new("RGBA", (2, 2), (0, 0, 255, 128)), "rgba.png"), (127, 127, 255)),
         "CMYK": (_save(tmp_path, Image.new("CMYK", (2, 2), (0, 255, 255, 0)), "cmyk.tiff"), (255, 0, 0)),
         "I;16": (_save(tmp_path, Image.fromarray(np.full((2, 2), 32896, np.uint16)), "i16.png"), (128, 128, 128)),
-        "I": (_save(tmp_path, Image.fromarray(np.full((2, 2), 65535, np.int32)), "i32.tiff"), (255, 255, 255)),
+        "I": (_save(tmp_path, Image.fromarray(np.full((2, 2), 32896, np.int32)), "i32.tiff"), (128, 128, 128)),
         "F": (_save(tmp_path, Image.fromarray(np.full((2, 2), 0.5, np.float32)), "f.tiff"), (128, 128, 128)),
     }
 
