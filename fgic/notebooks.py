@@ -2,8 +2,8 @@
 
 Each notebook runs in its own folder as working directory with ``PROFILE`` injected, a quiet tqdm and
 the Agg backend; the executed copy goes to ``notebooks/_out/<name>.<profile>.ipynb`` (not committed),
-the figures to ``figures/``. A failing notebook does not stop the others; the summary says which failed
-and the command exits non-zero.
+the figures to ``figures/`` (default profile) or ``figures/<profile>/`` (smoke, paper; not committed).
+A failing notebook does not stop the others; the summary says which failed and the command exits non-zero.
 """
 
 from __future__ import annotations

@@ -427,9 +427,10 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
         dir=str(d),
         history=ckpt[1] if ckpt else [],  # last.pt is the truth: a record one epoch behind it is caught up
         last_epoch=ckpt[0] if ckpt else 0,
+        wall_time=earlier.get("wall_time", 0.0) if ckpt else 0.0,  # training time of earlier calls
         **prov,
     )
-    wall0 = earlier.get("wall_time", 0.0) if ckpt else 0.0  # training time of earlier calls
+    wall0 = rec["wall_time"]
     _write_json(rec, d / "record.json")
     t0 = time.perf_counter()
 

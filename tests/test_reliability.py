@@ -353,7 +353,7 @@ def test_smoke_profile_figures_never_overwrite_the_default_ones(tmp_path, monkey
 def test_two_kills_resume_bit_identically(tmp_path):
     from fgic.bench.killtest import killtest
 
-    res = killtest(kills=2, epochs=4, seed=1, runs_root=tmp_path)
+    res = killtest(kills=2, epochs=6, seed=1, runs_root=tmp_path)
     assert res["kills"] == 2 and res["in_write"] == 1 and res["random"] == 1
     assert res["corrupt"] == [] and res["orphans_after_restart"] == 0 and res["problems"] == []
     assert res["status"] == "finished" and res["identical"]

@@ -5,7 +5,8 @@
 
 - ``in-write``: the child kills itself inside an atomic write (checkpoint or record) at a random write,
   either with the temporary file half written (a torn write, before the rename) or just after the rename;
-- ``random``: the parent sends SIGKILL at a random time after the child started training.
+- ``random``: the parent sends SIGKILL at a random time within the next epochs after the child started
+  training (its first record write).
 
 After every kill each file of the run must load (record.json, last.pt); the next start must clean the
 orphaned temporary files and resume. At the end: status finished, no orphan, record and checkpoint
@@ -57,7 +58,6 @@ def _child(spec: dict, group: str, kill_at_write: int, torn: bool) -> None:
             os.kill(os.getpid(), signal.SIGKILL)  # renamed, the process dies before anything else
 
     engine._replace_durably = replace
-    print("ready", flush=True)
     runs.train(runs.RunSpec(**spec), group=group, progress=False)
 
 
@@ -79,6 +79,19 @@ def _state(d: Path) -> dict:
     return out
 
 
+def _wait_for_training(d: Path, launched: float, p: subprocess.Popen) -> int:
+    """Wait until the child has written its first record (training starts); return the epochs done by then."""
+    rec = d / "record.json"
+    while p.poll() is None:
+        if rec.is_file() and rec.stat().st_mtime >= launched:
+            try:
+                return json.loads(rec.read_text()).get("last_epoch", 0)
+            except ValueError:  # only a bug could make it unreadable: _state reports it after the kill
+                return 0
+        time.sleep(0.05)
+    return 0
+
+
 def killtest(kills: int = 20, epochs: int | None = None, seed: int = 0, runs_root: Path | None = None) -> dict:
     """Kill a run ``kills`` times (alternately in a write and at a random time), finish it, compare.
 
@@ -97,15 +110,16 @@ def killtest(kills: int = 20, epochs: int | None = None, seed: int = 0, runs_roo
     if ref.returncode != 0:
         raise RuntimeError(f"the uninterrupted run failed:\n{err[-2000:]}")
     d = root / "killed" / rid
+    epoch_seconds = json.loads((root / "reference" / rid / "record.json").read_text())["wall_time"] / epochs
     done = {"in_write": 0, "random": 0}
-    corrupt, orphans_left = [], 0
-    epoch_seconds = 0.5
+    corrupt = []
     while sum(done.values()) < kills:
         in_write = sum(done.values()) % 2 == 0
+        launched = time.time()
         p = _start(spec, "killed", root, kill_at_write=rng.randint(1, 4) if in_write else 0, torn=rng.random() < 0.5)
-        p.stdout.readline()  # "ready": imports are done
         if not in_write:
-            time.sleep(rng.uniform(0.5, 1.5 + 2 * epoch_seconds))  # build, then somewhere in training
+            left = epochs - _wait_for_training(d, launched, p)
+            time.sleep(rng.uniform(0, min(left, 3) * epoch_seconds))  # somewhere in the next epochs, not past the end
             p.send_signal(signal.SIGKILL)
         _, err = p.communicate()
         if p.returncode == 0:
@@ -114,18 +128,15 @@ def killtest(kills: int = 20, epochs: int | None = None, seed: int = 0, runs_roo
             raise RuntimeError(f"the child failed (exit {p.returncode}):\n{err[-3000:]}")
         done["in_write" if in_write else "random"] += 1
         try:
-            st = _state(d) if d.exists() else {}
+            if d.exists():
+                _state(d)
         except Exception as e:  # noqa: BLE001 - any unreadable file is the finding
             corrupt.append(f"after kill {sum(done.values())}: {type(e).__name__}: {e}")
-            continue
-        hist = st.get("record", {}).get("history", [])
-        if len(hist) > 1:
-            epoch_seconds = sum(h["seconds"] for h in hist) / len(hist)
     final = _start(spec, "killed", root)
     _, err = final.communicate()
     if final.returncode != 0:
         raise RuntimeError(f"the final resume failed:\n{err[-3000:]}")
-    orphans_left = len(runs.orphans(d))
+    orphans_left = len(runs.orphans(d))  # the final start removed what the kills left
     a = json.loads((root / "reference" / rid / "record.json").read_text())
     b = json.loads((d / "record.json").read_text())
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
