@@ -68,6 +68,7 @@ _SPEC_TYPES = {
     "regularizer": (dict, type(None)),
     "pretrained": (bool, str),
 }
+_NAMES = ("model", "dataset", "loss", "transform")  # registry names: non-empty
 
 
 @dataclass
@@ -88,10 +89,11 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            v, types = getattr(self, f.name), _SPEC_TYPES[f.name]
-            if not isinstance(v, types) or (types == (str,) and not v):
+            v, types = getattr(self, f.name), _SPEC_TYPES.get(f.name, (object,))
+            if not isinstance(v, types) or (f.name in _NAMES and not v):
                 allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
-                raise RunSpecError(f"RunSpec.{f.name}={v!r} ({type(v).__name__}) must be a non-empty {allowed}")
+                empty = "a non-empty " if f.name in _NAMES else "a "
+                raise RunSpecError(f"RunSpec.{f.name}={v!r} ({type(v).__name__}) must be {empty}{allowed}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), sort_keys=True))
