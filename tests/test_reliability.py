@@ -241,6 +241,7 @@ def test_a_record_behind_its_checkpoint_is_caught_up_on_the_next_start(runs_root
     with pytest.raises(KeyboardInterrupt):
         runs.train(s, group="t", progress=False)
     assert captured["last_epoch"] == 2 and captured["history"] == rec["history"]
+    assert captured["wall_time"] == rec["wall_time"] > 0  # a kill right now would keep the earlier training time
     assert runs.check_run(d) == []
 
 
