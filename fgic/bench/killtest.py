@@ -163,7 +163,8 @@ def killtest(kills: int = 20, epochs: int | None = None, seed: int = 0, runs_roo
 def main(device: str = "cpu", kills: int = 20) -> dict:
     if device != "cpu":
         print("killtest runs on the CPU (one thread per process); --device is ignored")
-    res = killtest(kills)
+    with tempfile.TemporaryDirectory(prefix="fgic-killtest-") as tmp:
+        res = killtest(kills, runs_root=Path(tmp))
     print(
         f"killtest: {res['kills']} kills ({res['in_write']} inside writes, {res['random']} at random times), "
         f"{len(res['corrupt'])} corrupt files, {res['orphans_after_restart']} orphans after restart, "
