@@ -62,14 +62,53 @@ class TrainConfig:
     eval_test: bool = True  # also evaluate the test split during training (for the curves)
     seed: int = 0  # seeds model init and every per-epoch random stream
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field's type and range; raise one ``ConfigError`` naming the field, value and what is allowed."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            allowed = _ALLOWED.get(f.name)
+            if allowed is not None:
+                if v not in allowed:
+                    raise ConfigError(f"unknown {f.name} {v!r}: TrainConfig.{f.name} must be one of {list(allowed)}")
+                continue
+            kind, lo, strict = _RANGES[f.name]
+            if kind in (bool, "bool|None"):
+                if not (isinstance(v, bool) or (v is None and kind == "bool|None")):
+                    nullable = " or None" if kind == "bool|None" else ""
+                    raise ConfigError(f"TrainConfig.{f.name}={v!r} must be true or false{nullable}")
+                continue
+            if kind == "milestones":
+                if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v):
+                    raise ConfigError(f"TrainConfig.milestones={list(v)!r} must be a list of epoch numbers >= 1")
+                continue
+            if kind == "param_groups":
+                if not isinstance(v, dict) or not all(
+                    isinstance(k, str) and _is_num(x) and x >= 0 for k, x in v.items()
+                ):
+                    raise ConfigError(f"TrainConfig.param_groups={v!r} must map module-name prefixes (str) to lr >= 0")
+                continue
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            if not (is_int if kind is int else _is_num(v)) or not math.isfinite(v):
+                what = "an integer" if kind is int else "a finite number"
+                raise ConfigError(f"TrainConfig.{f.name}={v!r} ({type(v).__name__}) must be {what}")
+            if (v <= lo) if strict else (v < lo):
+                raise ConfigError(f"TrainConfig.{f.name}={v!r} must be {'>' if strict else '>='} {lo}")
+        if self.schedule == "step" and self.step_size < 1:
+            raise ConfigError(f"TrainConfig.step_size={self.step_size!r} must be >= 1 with schedule='step'")
+
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"the training config must be a dict of TrainConfig fields, got {type(d).__name__}")
         unknown = set(d) - names
         if unknown:
-            raise TypeError(f"unknown TrainConfig keys: {sorted(unknown)}")
+            raise TypeError(f"unknown TrainConfig keys: {sorted(unknown)}; allowed: {sorted(names)}")
         d = dict(d)
-        if "milestones" in d:
+        if isinstance(d.get("milestones"), list | tuple):
             d["milestones"] = tuple(d["milestones"])
         return cls(**d)
 
@@ -83,26 +122,80 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+class ConfigError(ValueError):
+    """A TrainConfig field has a wrong type or value; the message names the field, the value and what is allowed."""
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# What each TrainConfig field accepts: a set of choices, or (type, lower bound, bound excluded).
+_ALLOWED = {
+    "optimizer": ("sgd", "adam", "adamw"),
+    "schedule": ("cosine", "multistep", "step", "none"),
+    "accelerator": ("auto", "cpu", "cuda", "gpu", "mps", "tpu"),
+    "strategy": ("auto", "ddp", "ddp_spawn"),
+    "precision": ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "64"),
+}
+_RANGES = {
+    "epochs": (int, 1, False),
+    "batch_size": (int, 1, False),
+    "eval_batch_size": (int, 0, False),
+    "lr": (float, 0, True),
+    "momentum": (float, 0, False),
+    "nesterov": (bool, None, None),
+    "weight_decay": (float, 0, False),
+    "milestones": ("milestones", None, None),
+    "step_size": (int, 0, False),
+    "gamma": (float, 0, True),
+    "warmup_epochs": (int, 0, False),
+    "param_groups": ("param_groups", None, None),
+    "grad_clip": (float, 0, False),
+    "channels_last": ("bool|None", None, None),
+    "compile": (bool, None, None),
+    "devices": (int, 1, False),
+    "num_workers": (int, 0, False),
+    "eval_every": (int, 1, False),
+    "eval_test": (bool, None, None),
+    "seed": (int, 0, False),
+}
+
+
 # ----------------------------------------------------------------------------- optimiser and schedule
 
 
-def build_param_groups(modules: dict[str, nn.Module], base_lr: float, prefixes: dict[str, float]) -> list[dict]:
+def build_param_groups(
+    modules: dict[str, nn.Module], base_lr: float, prefixes: dict[str, float], weight_decay: float | None = None
+) -> list[dict]:
     """Split parameters by the longest matching module-name prefix (names as ``model.layer1...``).
 
     ``modules`` maps a top-level name ("model", "criterion") to a module; prefixes are matched against
     the name inside the model (``"attention"`` matches ``model.attention.fc.weight``) and ``""`` is the rest.
+    Weight decay: ``weight_decay`` for the model; a loss's own parameters (centres, margin-classifier
+    weights) get ``loss_weight_decay(criterion, weight_decay)``, each loss's documented choice.
     """
-    groups: dict[float, list] = {}
+    groups: dict[tuple, list] = {}
     keys = sorted(prefixes, key=len, reverse=True)
     for top, mod in modules.items():
+        wd = loss_weight_decay(mod, weight_decay) if top == "criterion" else weight_decay
         for name, p in mod.named_parameters():
             if not p.requires_grad:
                 continue
             lr = base_lr
             if top == "model":
                 lr = next((prefixes[k] for k in keys if k and name.startswith(k)), prefixes.get("", base_lr))
-            groups.setdefault(lr, []).append(p)
-    return [{"params": ps, "lr": lr, "initial_lr": lr} for lr, ps in groups.items()]
+            groups.setdefault((lr, wd), []).append(p)
+    out = []
+    for (lr, wd), ps in groups.items():
+        out.append({"params": ps, "lr": lr, "initial_lr": lr, **({} if wd is None else {"weight_decay": wd})})
+    return out
+
+
+def loss_weight_decay(criterion: nn.Module, default: float | None) -> float | None:
+    """Weight decay of a loss's parameters: its ``param_weight_decay`` (see each loss's docstring) or ``default``."""
+    wd = getattr(criterion, "param_weight_decay", None)
+    return default if wd is None else wd
 
 
 def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -230,12 +323,82 @@ def confusion_metrics(confusion: torch.Tensor) -> dict:
 # ----------------------------------------------------------------------------- fit
 
 
+def tmp_name(path: Path) -> Path:
+    """The temporary file ``save_atomic`` / ``write_atomic`` write before renaming (``.<name>.tmp<pid>``)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, rename it to ``path``, fsync the folder: after a power loss, old or new file, never empty."""
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename (never a half-written file)."""
+    """torch.save to a temporary file in the same folder, fsync, then rename (never a half-written file)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = tmp_name(path)
+    try:
+        torch.save(obj, tmp)
+    except BaseException:  # e.g. Ctrl-C or SIGTERM in the middle of the write: leave no orphan
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, path)
+
+
+def write_atomic(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` like ``save_atomic``: temporary file, fsync, rename, fsync the folder."""
+    path = Path(path)
+    tmp = tmp_name(path)
+    try:
+        tmp.write_text(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, path)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the module it is loaded into (another model, class count or loss)."""
+
+
+def load_module_state(module: nn.Module, state: dict, path: str | os.PathLike = "checkpoint") -> None:
+    """``module.load_state_dict(state)`` with one clear error naming the file and the first mismatches."""
+    state = unwrap_state(state)
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"shape mismatch {shapes[:3]}"] if shapes else []
+        parts += [f"missing keys {missing[:3]}"] if missing else []
+        parts += [f"unexpected keys {unexpected[:3]}"] if unexpected else []
+        raise CheckpointMismatchError(
+            f"{path} does not fit this {type(module).__name__} ({'; '.join(parts)}): it was saved from another "
+            "model, number of classes or loss. Build the same spec, or start without the checkpoint."
+        )
+    module.load_state_dict(state)
+
+
+def unwrap_state(state: dict) -> dict:
+    """A state dict without torch.compile's ``_orig_mod.`` prefixes (checkpoints of older compiled runs)."""
+    return {k.replace("_orig_mod.", ""): v for k, v in state.items()}
 
 
 def fit(
@@ -261,6 +424,9 @@ def fit(
     (``cfg.devices > 1``) with ``strategy="ddp_spawn"`` run in spawned workers and return rank 0's result.
     """
     cfg = cfg or TrainConfig()
+    cfg.validate()  # fields may have been changed after construction
+    if len(train_ds) == 0:
+        raise ValueError("the training split is empty: no image to train on (check the data root and split)")
     fabric = make_fabric(cfg)
     args = (
         model,
@@ -302,7 +468,7 @@ def _fit(
     module = TrainModule(model, criterion, regularizer)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
-    groups = build_param_groups({"model": model, "criterion": criterion}, cfg.lr, cfg.param_groups)
+    groups = build_param_groups({"model": model, "criterion": criterion}, cfg.lr, cfg.param_groups, cfg.weight_decay)
     optimizer = build_optimizer(groups, cfg)
 
     history: list[dict] = []
@@ -310,13 +476,12 @@ def _fit(
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["module"])
+        load_module_state(module, state["module"], ckpt_path)
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
 
-    if cfg.compile:
-        module = torch.compile(module)
-    fmodule, optimizer = fabric.setup(module, optimizer)
+    # torch.compile wraps the module; checkpoints always hold the plain module's state (no _orig_mod.)
+    fmodule, optimizer = fabric.setup(torch.compile(module) if cfg.compile else module, optimizer)
 
     sampler = DistributedSampler(train_ds, fabric.world_size, fabric.global_rank, shuffle=True, seed=cfg.seed)
     # Loaders are not wrapped by Fabric: its wrapper calls sampler.set_epoch() with its own counter,
@@ -360,9 +525,7 @@ def _fit(
         history.append(row)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("acc") or k == "train_loss"})
         if fabric.is_global_zero:
-            if on_epoch:
-                on_epoch(row)
-            if ckpt_path:
+            if ckpt_path:  # the checkpoint first: a record never runs ahead of it (fgic.runs re-syncs a lagging one)
                 ckpt_path.parent.mkdir(parents=True, exist_ok=True)
                 state = {
                     "module": module.state_dict(),
@@ -371,6 +534,8 @@ def _fit(
                     "epoch": epoch + 1,
                 }
                 save_atomic(state, ckpt_path)
+            if on_epoch:
+                on_epoch(row)
         fabric.barrier()
 
     result = {
@@ -380,6 +545,7 @@ def _fit(
         "precision": _precision(cfg),
         "seconds": time.perf_counter() - t_run,
         "finished": len(history) == cfg.epochs,
+        "loss_weight_decay": loss_weight_decay(criterion, cfg.weight_decay),
     }
     if result["finished"]:
         metrics = {}
@@ -399,8 +565,11 @@ def _train_epoch(
     t0 = time.perf_counter()
     loss_sum = torch.zeros((), device=fabric.device)
     correct = torch.zeros((), dtype=torch.long, device=fabric.device)
+    parts_sum: dict[str, torch.Tensor] = {}  # loss parts summed on the device: one host sync per epoch
     seen = 0
     check_every = 1 if fabric.device.type == "cpu" else 25  # finiteness checks sync the GPU: do them sparsely
+    inner = getattr(fmodule, "module", fmodule)  # the TrainModule under Fabric / DDP / torch.compile wrappers
+    inner = getattr(inner, "_orig_mod", inner)
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet)):
         x, y = x.to(fabric.device, non_blocking=True), y.to(fabric.device, non_blocking=True)
         if channels_last:
@@ -419,16 +588,37 @@ def _train_epoch(
         optimizer.step()
         loss_sum += loss.detach() * y.shape[0]
         correct += (logits.detach().argmax(1) == y).sum()
+        for k, v in loss_parts(inner).items():
+            parts_sum[k] = parts_sum.get(k, 0) + v.detach() * y.shape[0]
         seen += y.shape[0]
+    names = sorted(parts_sum)
     totals = fabric.all_reduce(
-        torch.stack([loss_sum, correct.float(), torch.tensor(float(seen), device=fabric.device)]), reduce_op="sum"
+        torch.stack(
+            [loss_sum, correct.float(), torch.tensor(float(seen), device=fabric.device)]
+            + [parts_sum[k].float().reshape(()) for k in names]
+        ),
+        reduce_op="sum",
     )
-    if not torch.isfinite(totals[0]):
+    means = (torch.cat([totals[:2], totals[3:]]) / totals[2]).tolist()  # the epoch's one host sync
+    if not math.isfinite(means[0]):
         raise NonFiniteLossError(f"the mean training loss of epoch {epoch + 1} is not finite; training stopped.")
     return {
         "epoch": epoch + 1,
-        "train_loss": float(totals[0] / totals[2]),
-        "train_acc": float(totals[1] / totals[2]),
+        "train_loss": means[0],
+        "train_acc": means[1],
+        **{f"loss_{k}": m for k, m in zip(names, means[2:])},
         "lr": optimizer.param_groups[0]["lr"],
         "seconds": time.perf_counter() - t0,
     }
+
+
+def loss_parts(module: TrainModule) -> dict[str, torch.Tensor]:
+    """The named parts of the last training loss (recorded as ``loss_<name>`` history columns).
+
+    A model that computes its own loss (``training_loss``) and sets ``last_losses`` reports its parts
+    (GHOLM: raw, crop, drop, supcon); otherwise the criterion's ``last_losses`` (center: ce, center;
+    mc: ce, dis, div). Each part is a 0-d tensor as it enters the total (weights applied).
+    """
+    if hasattr(module.model, "training_loss"):
+        return getattr(module.model, "last_losses", {})
+    return getattr(module.criterion, "last_losses", {})

@@ -2,8 +2,8 @@
 
 Each notebook runs in its own folder as working directory with ``PROFILE`` injected, a quiet tqdm and
 the Agg backend; the executed copy goes to ``notebooks/_out/<name>.<profile>.ipynb`` (not committed),
-the figures to ``figures/``. A failing notebook does not stop the others; the summary says which failed
-and the command exits non-zero.
+the figures to ``figures/`` (default profile) or ``figures/<profile>/`` (smoke, paper; not committed).
+A failing notebook does not stop the others; the summary says which failed and the command exits non-zero.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def run_notebooks(
     """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output)."""
     import papermill as pm
 
-    from fgic.profiles import resolve_profile
+    from fgic.profiles import check_profile, parse_bool
 
-    profile = resolve_profile(profile)
+    profile = check_profile(profile)
+    retrain = parse_bool(retrain, "retrain")
     nbs = find_notebooks(names)
     out_dir = notebooks_dir() / "_out"
     out_dir.mkdir(exist_ok=True)

@@ -36,9 +36,29 @@ def runs_dir() -> Path:
     return _under_root("FGIC_RUNS", "runs")
 
 
+_active_profile: str | None = None  # set by fgic.profiles.resolve_profile
+
+
+def set_active_profile(profile: str | None) -> None:
+    """Remember the profile a notebook resolved, so its figures land in that profile's folder."""
+    global _active_profile
+    _active_profile = profile
+
+
+def active_profile() -> str:
+    """The profile the running notebook resolved (``fgic.profiles.resolve_profile``), else "default"."""
+    return _active_profile or "default"
+
+
 def figures_dir() -> Path:
-    """``$FGIC_FIGURES`` or ``<project>/figures``."""
-    return _under_root("FGIC_FIGURES", "figures")
+    """``$FGIC_FIGURES`` or ``<project>/figures``; ``<that>/<profile>/`` for any profile but "default".
+
+    Only the default profile writes the committed ``figures/*.png``; a smoke or paper run never
+    overwrites them (``figures/smoke/``, ``figures/paper/`` are not committed).
+    """
+    base = _under_root("FGIC_FIGURES", "figures")
+    profile = active_profile()
+    return base if profile == "default" else base / profile
 
 
 def cache_dir() -> Path:

@@ -19,9 +19,26 @@ from pathlib import Path
 
 import yaml
 
+from fgic import paths
 from fgic.paths import project_root
 
 PROFILES = ("smoke", "default", "paper")
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def parse_bool(value, name: str = "value") -> bool:
+    """A strict boolean: True/False, 1/0, or the strings true/false, yes/no, on/off, 1/0 (any case).
+
+    Papermill passes ``-p RETRAIN no`` as the string "no", which plain ``bool()`` would call true.
+    Anything else raises a ``ValueError`` naming ``name`` and the value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name}={value!r} is not a boolean: use true/false, yes/no, on/off or 1/0")
 
 
 def params_dir() -> Path:
@@ -31,7 +48,7 @@ def params_dir() -> Path:
     return root / "params"
 
 
-def resolve_profile(profile: str | None) -> str:
+def check_profile(profile: str | None) -> str:
     """``profile`` or ``$FGIC_PROFILE`` or "default"; raises on an unknown name."""
     profile = profile or os.environ.get("FGIC_PROFILE") or "default"
     if profile not in PROFILES:
@@ -39,10 +56,26 @@ def resolve_profile(profile: str | None) -> str:
     return profile
 
 
+def resolve_profile(profile: str | None) -> str:
+    """``profile`` or ``$FGIC_PROFILE`` or "default" (raises on an unknown name), made the active profile.
+
+    Every notebook calls this once: from then on its figures of a non-default profile go to
+    ``figures/<profile>/`` (``fgic.paths.figures_dir``), never over the committed default figures.
+    """
+    profile = check_profile(profile)
+    paths.set_active_profile(profile)
+    return profile
+
+
 def _load(path: Path, profile: str) -> dict:
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get(profile) or {}, dict):
+        raise ValueError(f"{path}: expected a mapping of profile name -> settings (e.g. 'smoke: {{...}}')")
     return dict(data.get(profile) or {})
 
 
@@ -60,7 +93,7 @@ def settings(
     ``data_file`` and ``image_size`` (defaults from ``$FGIC_DATA_ROOT``, ``$FGIC_DATA_FILE``,
     ``$FGIC_IMAGE_SIZE``, else the profile's image size) selects your own data: ``S["data"]``.
     """
-    profile = resolve_profile(profile)
+    profile = check_profile(profile)
     d = params_dir()
     out = _load(d / "profiles.yaml", profile)
     for k, v in _load(d / f"{notebook}.yaml", profile).items():

@@ -16,21 +16,59 @@ Everything is built before any file is written, so a bad spec leaves nothing beh
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import subprocess
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from fgic.engine import TrainConfig, fit, save_atomic
+from fgic.engine import TrainConfig, fit, load_module_state, save_atomic, write_atomic
 from fgic.paths import runs_dir
+from fgic.profiles import parse_bool
+
+
+class RunSpecError(ValueError):
+    """A RunSpec field has a wrong type; the message names the field, the value and what is allowed."""
+
+
+class RunPathError(ValueError):
+    """A run group would leave the runs folder."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is training the same run; the message says which."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM arrived while training (handled like Ctrl-C: the run is marked interrupted and resumes next time)."""
+
+
+_SPEC_TYPES = {
+    "model": (str,),
+    "dataset": (str,),
+    "loss": (str,),
+    "model_kw": (dict,),
+    "loss_kw": (dict,),
+    "data_kw": (dict,),
+    "transform": (str,),
+    "transform_kw": (dict,),
+    "train": (dict,),
+    "regularizer": (dict, type(None)),
+    "pretrained": (bool, str),
+}
+_NAMES = ("model", "dataset", "loss", "transform")  # registry names: non-empty
 
 
 @dataclass
@@ -49,6 +87,14 @@ class RunSpec:
     regularizer: dict | None = None  # e.g. {"name": "l2sp", "lam": 0.01}
     pretrained: bool | str = False  # passed to create_model
     init: str = ""  # "run:<run id or folder>" or "file:<state dict>": start from those weights (fgic.finetune)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v, types = getattr(self, f.name), _SPEC_TYPES.get(f.name, (object,))
+            if not isinstance(v, types) or (f.name in _NAMES and not v):
+                allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+                empty = "a non-empty " if f.name in _NAMES else "a "
+                raise RunSpecError(f"RunSpec.{f.name}={v!r} ({type(v).__name__}) must be {empty}{allowed}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), sort_keys=True))
@@ -96,8 +142,8 @@ class Record(dict):
 
         spec = self.spec
         model = create_model(spec.model, num_classes=self["num_classes"], **spec.model_kw)
-        state = torch.load(self.dir / "final.pt", map_location=map_location, weights_only=True)
-        model.load_state_dict(state["model"])
+        path = self.dir / "final.pt"
+        load_module_state(model, torch.load(path, map_location=map_location, weights_only=True)["model"], path)
         return model.eval()
 
     def predictor(self, device: str = "cpu"):
@@ -111,7 +157,8 @@ class Record(dict):
 
         spec = self.spec
         crit = create_loss(spec.loss, num_classes=self["num_classes"], feat_dim=self["feat_dim"], **spec.loss_kw)
-        crit.load_state_dict(torch.load(self.dir / "final.pt", map_location="cpu", weights_only=True)["criterion"])
+        path = self.dir / "final.pt"
+        load_module_state(crit, torch.load(path, map_location="cpu", weights_only=True)["criterion"], path)
         return crit.eval()
 
 
@@ -155,9 +202,117 @@ def provenance() -> dict:
 
 
 def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    write_atomic(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n", path)
+
+
+# ----------------------------------------------------------------------------- run folders, locks, repair
+
+
+def run_dir(group: str, run_id: str = "") -> Path:
+    """``runs/<group>/<run_id>``; ``group`` must be a relative path that stays inside the runs folder."""
+    if not isinstance(group, str) or not group.strip():
+        raise RunPathError(f"run group must be a non-empty string such as 'default', got {group!r}")
+    rel = Path(group)
+    if rel.is_absolute() or ".." in rel.parts or group.startswith("~"):
+        raise RunPathError(
+            f"run group {group!r} must be a relative name inside the runs folder ({runs_dir()}); "
+            "absolute paths, '~' and '..' are not allowed"
+        )
+    root = runs_dir()
+    d = root / group / run_id
+    if not d.resolve().is_relative_to(root.resolve()):  # e.g. through a symbolic link
+        raise RunPathError(f"run group {group!r} resolves to {d.resolve()}, outside the runs folder {root.resolve()}")
+    return d
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def run_lock(d: Path, timeout: float | None = None, poll: float = 0.5):
+    """Hold an exclusive ``fcntl.flock`` on ``d/.lock`` while training run ``d``.
+
+    Another holder makes this wait (``timeout=None``) or raise ``RunLockedError`` naming it after
+    ``timeout`` seconds. The kernel drops the lock when its process dies, so a killed run never blocks.
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    f = open(d / LOCK_NAME, "a+")
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = (d / LOCK_NAME).read_text().strip() or "another process"
+                if timeout is not None and time.monotonic() - t0 >= timeout:
+                    raise RunLockedError(
+                        f"run {d} is being trained by {holder}; wait for it to finish or stop that process"
+                    ) from None
+                if time.monotonic() - t0 < poll:
+                    print(f"note: run {d.name} is being trained by {holder}; waiting for it")
+                time.sleep(poll)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock
+
+
+def orphans(d: Path) -> list[Path]:
+    """Temporary files of interrupted atomic writes in run folder ``d`` (``.<name>.tmp<pid>``)."""
+    return sorted(p for p in d.glob(".*.tmp*") if p.is_file())
+
+
+def _checkpoint_state(d: Path) -> tuple[int, list[dict]] | None:
+    """(epoch, history) of ``d/last.pt``, or None without one."""
+    path = d / "last.pt"
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state["epoch"], state["history"]
+
+
+def check_run(d: Path) -> list[str]:
+    """Problems of run folder ``d`` (empty when fine): unreadable files, orphans, record vs checkpoint."""
+    problems = [f"orphaned temporary file {p.name}" for p in orphans(d)]
+    try:
+        rec = json.loads((d / "record.json").read_text())
+    except (OSError, ValueError) as e:
+        return problems + [f"record.json unreadable: {e}"]
+    try:
+        ckpt = _checkpoint_state(d)
+    except Exception as e:  # noqa: BLE001 - any load failure is the finding
+        return problems + [f"last.pt unreadable: {e}"]
+    if ckpt is not None:
+        epoch, history = ckpt
+        if rec.get("last_epoch") != epoch or rec.get("history") != history:
+            problems.append(f"record.json (epoch {rec.get('last_epoch')}) disagrees with last.pt (epoch {epoch})")
+    if rec.get("status") == "finished":
+        try:
+            torch.load(d / "final.pt", map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"final.pt unreadable: {e}")
+    return problems
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into ``RunInterrupted`` while training (main thread only: where Python handles signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted("stopped by SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 # ----------------------------------------------------------------------------- building and training
@@ -208,27 +363,39 @@ def build(spec: RunSpec) -> tuple:
 
 def find(spec: RunSpec, group: str) -> Record | None:
     """The finished record for ``spec`` in ``group``, or None."""
-    d = runs_dir() / group / spec.run_id
+    d = run_dir(group, spec.run_id)
     if (d / "record.json").is_file() and (d / "final.pt").is_file():
-        rec = Record(json.loads((d / "record.json").read_text()))
+        try:
+            rec = Record(json.loads((d / "record.json").read_text()))
+        except ValueError:
+            return None  # unreadable: trained again (resuming from last.pt)
         if rec.get("status") == "finished":
             rec["dir"] = str(d)
             return rec
     return None
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def train(
     spec: RunSpec,
     group: str = "default",
     name: str = "",
-    retrain: bool = False,
+    retrain: bool | str = False,
     progress: bool = True,
     stop_after: int | None = None,
+    lock_timeout: float | None = None,
 ) -> Record:
     """Train ``spec`` (or return its finished record) under ``runs/<group>/<run_id>/``.
 
-    ``stop_after``: stop after that many epochs in this call, leaving a resumable run (for tests).
+    ``retrain``: a bool or one of true/false/yes/no/1/0 (papermill passes strings). ``stop_after``: stop
+    after that many epochs in this call, leaving a resumable run (for tests). ``lock_timeout``: seconds to
+    wait for another process training the same run (None: wait until it is done).
     """
+    retrain = parse_bool(retrain, "retrain")
+    d = run_dir(group, spec.run_id)
     found = None if retrain else find(spec, group)
     prov = provenance()
     if found is not None:
@@ -240,11 +407,27 @@ def train(
         return found
 
     model, criterion, train_ds, val_ds, test_ds, reg = build(spec)  # raises before anything is written
-    d = runs_dir() / group / spec.run_id
-    if retrain and d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True, exist_ok=True)
-    earlier = json.loads((d / "record.json").read_text()) if (d / "last.pt").is_file() else {}
+    with run_lock(d, lock_timeout):
+        if not retrain and (found := find(spec, group)) is not None:
+            return found  # another process finished it while this one waited
+        if retrain:
+            for p in d.iterdir():
+                if p.name != LOCK_NAME:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        for p in orphans(d):
+            p.unlink()  # left by a kill during an atomic write
+        with _sigterm_as_interrupt():
+            return _train_locked(
+                spec, d, group, name, prov, stop_after, progress, model, criterion, train_ds, val_ds, test_ds, reg
+            )
+
+
+def _train_locked(spec, d, group, name, prov, stop_after, progress, model, criterion, train_ds, val_ds, test_ds, reg):
+    try:
+        earlier = json.loads((d / "record.json").read_text()) if (d / "record.json").is_file() else {}
+    except ValueError:
+        earlier = {}
+    ckpt = _checkpoint_state(d)
     rec = Record(
         run_id=spec.run_id,
         name=name or f"{spec.model}-{spec.loss}",
@@ -252,18 +435,27 @@ def train(
         params=spec.to_dict(),
         seed=spec.config.seed,
         status="running",
-        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        started=(earlier.get("started") if ckpt else None) or _now(),  # a resumed run keeps its first start
         num_classes=len(train_ds.classes),
         classes=list(train_ds.classes),
         feat_dim=model.num_features,
         num_params=sum(p.numel() for p in model.parameters()),
         sizes={"train": len(train_ds), "val": len(val_ds), "test": len(test_ds)},
         dir=str(d),
+        history=ckpt[1] if ckpt else [],  # last.pt is the truth: a record one epoch behind it is caught up
+        last_epoch=ckpt[0] if ckpt else 0,
+        wall_time=earlier.get("wall_time", 0.0) if ckpt else 0.0,  # training time of earlier calls
         **prov,
     )
+    wall0 = rec["wall_time"]
     _write_json(rec, d / "record.json")
-    live = list(earlier.get("history", []))  # the record on disk grows epoch by epoch while training
     t0 = time.perf_counter()
+
+    def on_epoch(row: dict) -> None:  # called after last.pt is saved: the record never runs ahead of it
+        rec["history"] = [*rec["history"], row]
+        rec.update(last_epoch=row["epoch"], wall_time=wall0 + time.perf_counter() - t0)
+        _write_json(rec, d / "record.json")
+
     try:
         result = fit(
             model,
@@ -277,26 +469,30 @@ def train(
             resume=True,
             stop_after=stop_after,
             progress=progress,
-            on_epoch=lambda row: _write_json({**rec, "history": live.append(row) or live}, d / "record.json"),
+            on_epoch=on_epoch,
         )
-    except BaseException as e:
+    except BaseException as e:  # keep the completed epochs; Ctrl-C / SIGTERM: resumable
         rec.update(
-            status="failed" if not isinstance(e, KeyboardInterrupt) else "interrupted", error=f"{type(e).__name__}: {e}"
+            status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+            error=f"{type(e).__name__}: {e}",
+            wall_time=wall0 + time.perf_counter() - t0,
         )
         _write_json(rec, d / "record.json")
         raise
     rec.update(
         history=result["history"],
+        last_epoch=len(result["history"]),
         device=result["device"],
         precision=result["precision"],
         world_size=result["world_size"],
+        loss_weight_decay=result["loss_weight_decay"],
+        wall_time=wall0 + time.perf_counter() - t0,  # summed over resumes
     )
-    rec["wall_time"] = earlier.get("wall_time", 0.0) + time.perf_counter() - t0  # summed over resumes
     if not result["finished"]:
         rec["status"] = "interrupted"  # resumable from last.pt
         _write_json(rec, d / "record.json")
         return rec
-    rec.update(status="finished", metrics=result["metrics"], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    rec.update(status="finished", metrics=result["metrics"], finished=_now())
     save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict()}, d / "final.pt")
     _write_json(rec, d / "record.json")
     return rec
@@ -351,6 +547,7 @@ def train_many(
 
     from tqdm.auto import tqdm
 
+    retrain = parse_bool(retrain, "retrain")
     names = names or [""] * len(specs)
     todo = [i for i, s in enumerate(specs) if retrain or find(s, group) is None]
     if workers is None:

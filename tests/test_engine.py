@@ -157,13 +157,101 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path):
     assert two["metrics"]["val_top1"] == pytest.approx(one["metrics"]["val_top1"])
 
 
-@pytest.mark.parametrize("kw", [{"precision": "bf16-mixed"}, {"channels_last": True}, {"compile": True}],
-                         ids=["bf16", "channels_last", "compile"])
+@pytest.mark.parametrize(
+    "kw",
+    [{"precision": "bf16-mixed"}, {"channels_last": True}, {"compile": True}],
+    ids=["bf16", "channels_last", "compile"],
+)
 def test_gpu_oriented_paths_also_run_on_cpu(kw):
     """bf16 autocast, channels-last and torch.compile (auto-enabled on CUDA) still train when forced on CPU."""
     torch.manual_seed(0)
     ds = blobs()
-    res = fit(tiny_net(), create_loss("ce", 3), ds, ds, None, TrainConfig(epochs=3, batch_size=8, lr=0.1, **kw, **CPU),
-              progress=False)
+    res = fit(
+        tiny_net(),
+        create_loss("ce", 3),
+        ds,
+        ds,
+        None,
+        TrainConfig(epochs=3, batch_size=8, lr=0.1, **kw, **CPU),
+        progress=False,
+    )
     assert res["precision"] == kw.get("precision", "32-true")
     assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"] and res["metrics"]["val_top1"] > 0.6
+
+
+def test_compiled_run_resumes_and_saves_plain_keys(tmp_path, monkeypatch):
+    """Issue 10.1: checkpoints of a torch.compile run hold the plain module's keys (no ``_orig_mod.``)."""
+    import functools
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # same wrapper, fast
+    ds = blobs(n=24)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, compile=True, **CPU)
+    torch.manual_seed(0)
+    fit(tiny_net(), create_loss("ce", 3), ds, ds, None, cfg, checkpoint=tmp_path / "c.pt", stop_after=1, progress=False)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)["module"]
+    assert state and not any("_orig_mod" in k for k in state)
+    plain = tiny_net()
+    plain.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    resumed = fit(tiny_net(), create_loss("ce", 3), ds, ds, None, cfg, checkpoint=tmp_path / "c.pt", progress=False)
+    assert resumed["finished"] and [h["epoch"] for h in resumed["history"]] == [1, 2]
+
+
+def test_checkpoints_of_older_compiled_runs_still_load(tmp_path):
+    from fgic.engine import TrainModule, load_module_state
+
+    module = TrainModule(tiny_net(), create_loss("ce", 3))
+    old = {f"_orig_mod.{k}": v for k, v in module.state_dict().items()}
+    fresh = TrainModule(tiny_net(), create_loss("ce", 3))
+    load_module_state(fresh, old, tmp_path / "last.pt")
+    for k, v in module.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize(
+    "loss, parts",
+    [("center", {"ce", "center"}), ("mc", {"ce", "dis", "div"})],
+)
+def test_loss_parts_are_recorded_per_epoch(loss, parts):
+    """Issue 10.3: the history holds each part's epoch mean as ``loss_<part>``; the parts sum to the loss."""
+    torch.manual_seed(0)
+    net = tiny_net()
+    kw = {"in_channels": 8} if loss == "mc" else {}
+    res = fit(
+        net,
+        create_loss(loss, 3, net.num_features, **kw),
+        blobs(),
+        cfg=TrainConfig(epochs=2, batch_size=8, **CPU),
+        progress=False,
+    )
+    for row in res["history"]:
+        assert {k for k in row if k.startswith("loss_")} == {f"loss_{p}" for p in parts}
+        assert sum(row[f"loss_{p}"] for p in parts) == pytest.approx(row["train_loss"], rel=1e-5)
+
+
+def test_gholm_loss_parts_stay_on_the_device_and_reach_the_history():
+    """GHOLM's parts are kept as tensors (no host sync per step) and averaged once per epoch."""
+    from fgic.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("gholm_resnet18", 3, width=8)
+    ds = TensorDataset(torch.randn(8, 3, 32, 32), torch.arange(8) % 3)
+    res = fit(model, create_loss("ce", 3), ds, cfg=TrainConfig(epochs=1, batch_size=4, **CPU), progress=False)
+    assert all(isinstance(v, torch.Tensor) for v in model.last_losses.values())
+    row = res["history"][0]
+    names = {"loss_raw", "loss_crop", "loss_drop", "loss_supcon"}
+    assert names <= set(row) and sum(row[k] for k in names) == pytest.approx(row["train_loss"], rel=1e-5)
+
+
+def test_loss_parameters_get_their_documented_weight_decay():
+    """Issue 10.4: centres are not decayed; margin-classifier weights share the model's decay."""
+    net = tiny_net()
+    for name, expected in (("center", 0.0), ("lgm", 0.0), ("coco", 0.0), ("cosface", 5e-4), ("asoftmax", 5e-4)):
+        crit = create_loss(name, 3, net.num_features)
+        groups = build_param_groups({"model": net, "criterion": crit}, 0.1, {}, weight_decay=5e-4)
+        wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+        assert all(wd_of[id(p)] == expected for p in crit.parameters() if p.requires_grad), name
+        assert all(wd_of[id(p)] == 5e-4 for p in net.parameters()), name
+    res = fit(
+        tiny_net(), create_loss("center", 3, 8), blobs(), cfg=TrainConfig(epochs=1, batch_size=8, **CPU), progress=False
+    )
+    assert res["loss_weight_decay"] == 0.0

@@ -54,9 +54,13 @@ def test_train_writes_a_full_record_then_reuses_it(runs_root, monkeypatch):
         "status",
         "num_classes",
         "sizes",
+        "started",
+        "last_epoch",
+        "loss_weight_decay",
     ):
         assert key in on_disk, key
-    assert on_disk["status"] == "finished" and len(on_disk["history"]) == 2
+    assert on_disk["status"] == "finished" and len(on_disk["history"]) == 2 and on_disk["last_epoch"] == 2
+    assert on_disk["loss_weight_decay"] == 5e-4  # cross-entropy has no parameters: the model's decay
     assert on_disk["sizes"]["val"] > 0 and on_disk["sizes"]["test"] == 3 * 4
     assert 0.0 <= on_disk["metrics"]["test_top1"] <= 1.0 and "val_top1" in on_disk["metrics"]
     assert on_disk["versions"]["torch"] == torch.__version__

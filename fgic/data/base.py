@@ -39,14 +39,45 @@ def resolve_root(root: str | os.PathLike | None) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
+class ImageReadError(OSError):
+    """An image file cannot be read; the message names the file."""
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Single-channel images of more than 8 bits as mode "L".
+
+    I;16 (16-bit PNG / TIFF) and I (32-bit integer, how Pillow also opens 16-bit PNGs) are taken as
+    16-bit intensities, 0..65535 -> 0..255 (values outside are clipped); F (32-bit float) as intensities
+    in [0, 1]. Pillow's own ``convert("RGB")`` clips these to 0..255 instead, which makes a 16-bit
+    image almost white.
+    """
+    a = np.asarray(im, dtype=np.float64)  # (H, W)
+    scale = 255.0 if im.mode == "F" else 255.0 / 65535.0
+    return Image.fromarray(np.clip(np.rint(a * scale), 0, 255).astype(np.uint8), "L")
+
+
 def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open any image as 3-channel RGB (grayscale, CMYK, palette and alpha images are converted)."""
-    with Image.open(path) as im:
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))  # alpha composited on white
-            return Image.alpha_composite(bg, im).convert("RGB")
-        return im.convert("RGB")
+    """Open any image as 3-channel RGB.
+
+    L, P, CMYK, YCbCr: Pillow's conversion; LA, RGBA, PA and P with transparency: alpha composited on
+    white; I;16, I and F: scaled to 8 bits first (``_to_8bit``). A file that cannot be read raises
+    ``ImageReadError`` naming it.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now: a truncated file fails here, with its name
+            if im.mode.startswith("I") or im.mode == "F":
+                im = _to_8bit(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))  # alpha composited on white
+                return Image.alpha_composite(bg, im).convert("RGB")
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageReadError(
+            f"cannot read image {path}: {type(e).__name__}: {e}. Expected a complete image file "
+            "(JPEG, PNG, ...); replace or remove it from the data set."
+        ) from e
 
 
 def stratified_split(targets: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

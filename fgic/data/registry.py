@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -51,5 +52,7 @@ def build_dataset(
     """
     _ensure_loaded()
     if name not in _DATASETS:
-        raise KeyError(f"unknown data set {name!r}; available: {sorted(_DATASETS)}")
+        close = difflib.get_close_matches(str(name), list(_DATASETS), n=3, cutoff=0.5)
+        hint = f"did you mean {close}? " if close else ""
+        raise KeyError(f"unknown data set {name!r}; {hint}available: {sorted(_DATASETS)}")
     return _DATASETS[name](root=root, split=split, transform=transform, val_fraction=val_fraction, seed=seed, **kw)

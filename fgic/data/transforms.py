@@ -111,6 +111,8 @@ def build_transform(
     """
     if preset not in _PRESETS:
         raise KeyError(f"unknown transform preset {preset!r}; available: {list_presets()}")
+    if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8):
+        raise ValueError(f"image_size={image_size!r} must be an integer number of pixels >= 8, or None")
     if dogs and preset != "gholm":
         raise ValueError("dogs=True only applies to the 'gholm' preset")
     steps = _PRESETS[preset](train, image_size, dogs=True) if dogs else _PRESETS[preset](train, image_size)

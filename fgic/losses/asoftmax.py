@@ -48,6 +48,7 @@ def sphereface_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
 
 @register_loss("asoftmax")
 class ASoftmaxLoss(FGICLoss):
+    param_weight_decay = None  # the model's decay: SphereFace trains its classifier weights with the net's 5e-4
     needs = ("embedding",)
 
     def __init__(

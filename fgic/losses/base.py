@@ -20,6 +20,11 @@ class FGICLoss(nn.Module):
     #: which ModelOutput fields the loss reads, for documentation and checks
     needs: tuple[str, ...] = ("logits",)
 
+    #: weight decay of the loss's own parameters (centres, margin-classifier weights): None = the model's
+    #: ``TrainConfig.weight_decay``; each loss with parameters states its choice and why in its docstring.
+    #: The engine applies it and runs record it as ``loss_weight_decay``.
+    param_weight_decay: float | None = None
+
     def forward(self, out: ModelOutput, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 

@@ -30,6 +30,7 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
 @register_loss("center")
 class CenterLoss(FGICLoss):
     needs = ("logits", "embedding")
+    param_weight_decay = 0.0  # Wen et al. move the centres by their own rule, without decay (it would pull them to 0)
 
     def __init__(
         self,
@@ -50,7 +51,9 @@ class CenterLoss(FGICLoss):
         return 0.5 * (emb - c).pow(2).sum(dim=1).mean()
 
     def forward(self, out: ModelOutput, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.logits, target) + self.lam * self.center_term(out.embedding, target)
+        ce, center = F.cross_entropy(out.logits, target), self.lam * self.center_term(out.embedding, target)
+        self.last_losses = {"ce": ce.detach(), "center": center.detach()}  # history: loss_ce, loss_center
+        return ce + center
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}, center_grad_scale={self.center_grad_scale:g}"

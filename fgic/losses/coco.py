@@ -25,6 +25,7 @@ from fgic.models.base import ModelOutput
 @register_loss("coco")
 class COCOLoss(FGICLoss):
     needs = ("embedding",)
+    param_weight_decay = 0.0  # centroids are normalised: decay only shrinks their norm (and so raises their step size)
 
     def __init__(self, num_classes: int, feat_dim: int | None = None, alpha: float = 6.25):
         super().__init__()

@@ -21,6 +21,7 @@ from fgic.models.base import ModelOutput
 @register_loss("lmcl")
 @register_loss("cosface")
 class CosFaceLoss(FGICLoss):
+    param_weight_decay = None  # the model's decay: CosFace trains its classifier weights with the net's 5e-4
     needs = ("embedding",)
 
     def __init__(self, num_classes: int, feat_dim: int | None = None, s: float = 64.0, m: float = 0.35):

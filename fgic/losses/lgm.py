@@ -28,6 +28,7 @@ from fgic.models.base import ModelOutput
 @register_loss("lgm")
 class LGMLoss(FGICLoss):
     needs = ("embedding",)
+    param_weight_decay = 0.0  # means and log-variances are class statistics: no decay (the LGM paper names none)
 
     def __init__(
         self,

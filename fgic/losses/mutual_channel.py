@@ -85,7 +85,9 @@ class MutualChannelLoss(FGICLoss):
         fmap = self.proj(out.feature_map)  # (B, K*xi, h, w)
         mask = channel_mask(fmap.shape[0], self.num_classes, self.xi, self.drop, fmap.device)
         l_dis, l_div = mc_terms(fmap, target, self.xi, mask)
-        return F.cross_entropy(out.logits, target) + self.mu * l_dis + self.lam * (1.0 - l_div)
+        ce, dis, div = F.cross_entropy(out.logits, target), self.mu * l_dis, self.lam * (1.0 - l_div)
+        self.last_losses = {"ce": ce.detach(), "dis": dis.detach(), "div": div.detach()}  # history: loss_<name>
+        return ce + dis + div
 
     def extra_repr(self) -> str:
         return f"xi={self.xi}, mu={self.mu}, lam={self.lam}, drop={self.drop}"

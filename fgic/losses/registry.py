@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -38,5 +39,7 @@ def create_loss(name: str, num_classes: int, feat_dim: int | None = None, **kw) 
     """Build a registered loss. Every constructor takes ``num_classes`` and ``feat_dim`` (may ignore them)."""
     _ensure_loaded()
     if name not in _LOSSES:
-        raise KeyError(f"unknown loss {name!r}; available: {sorted(_LOSSES)}")
+        close = difflib.get_close_matches(str(name), list(_LOSSES), n=3, cutoff=0.5)
+        hint = f"did you mean {close}? " if close else ""
+        raise KeyError(f"unknown loss {name!r}; {hint}available: {sorted(_LOSSES)}")
     return _LOSSES[name](num_classes=num_classes, feat_dim=feat_dim, **kw)

@@ -94,7 +94,7 @@ class GHOLMNet(nn.Module):
         self.num_classes = backbone.num_classes
         self.num_features = backbone.num_features
         self.feature_channels = backbone.feature_channels
-        self.last_losses: dict[str, float] = {}  # the parts of the last training loss, for logging
+        self.last_losses: dict[str, torch.Tensor] = {}  # the parts of the last training loss (engine: loss_<name>)
 
     # ---- the model protocol, delegated to the shared backbone (forward = the Raw branch)
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -200,7 +200,7 @@ class GHOLMNet(nn.Module):
     def training_loss(self, images, targets, criterion=None) -> tuple[torch.Tensor, torch.Tensor]:
         """eq. (12): L_total = L_raw + L_crop + gamma L_drop + L_c; returns (loss, raw logits (B, K))."""
         parts, logits = self.loss_parts(images, targets, criterion)
-        self.last_losses = {k: float(v.detach()) for k, v in parts.items()}
+        self.last_losses = {k: v.detach() for k, v in parts.items()}  # no host sync: the engine averages them
         return sum(parts.values()), logits
 
     def predict_logits(self, images: torch.Tensor, logit_mode: str | None = None) -> torch.Tensor:

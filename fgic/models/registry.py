@@ -10,6 +10,7 @@ Every registered model is an ``nn.Module`` that follows one protocol (see ``fgic
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -51,8 +52,9 @@ def create_model(name: str, num_classes: int, pretrained: bool | str = False, **
     """
     _ensure_loaded()
     if name not in _MODELS:
-        close = [n for n in _MODELS if name.split("_")[0] in n][:8]
-        raise KeyError(f"unknown model {name!r}; close matches: {close or list_models()[:12]}")
+        close = difflib.get_close_matches(str(name), list(_MODELS), n=5, cutoff=0.5)
+        hint = f"did you mean {close}? " if close else ""
+        raise KeyError(f"unknown model {name!r}; {hint}list_models() gives all {len(_MODELS)} names")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     return _MODELS[name](num_classes=num_classes, pretrained=pretrained, **kw)
