@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 
+from fgic import profiles
 from fgic.data.subsets import balanced_sample, targets_of
 from fgic.runs import RunSpec
 
@@ -78,7 +79,14 @@ def real(S: dict, table: str) -> str | None:
 
 def spec(S: dict, dataset: str, seed: int = 0, object_scale: float | None = None, **gholm_kw) -> RunSpec:
     """One run: GHOLM-Net with switches ``gholm_kw`` on ``dataset`` (``BENCHMARK`` or a ``DATASETS`` key)."""
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data: the benchmark's model and
+        if object_scale is not None:  # schedule, the view resized to bench_source_scale x the input size
+            raise ValueError("object_scale is a knob of the embedded benchmark only")
+        data, data_kw, size = profiles.data_source(S)
+        model, model_kw, train = S["bench_model"], dict(S.get("bench_model_kw") or {}), S["bench_train"]
+        transform, pretrained = S["bench_transform"], False
+        transform_kw = {"image_size": size * int(S.get("bench_source_scale", 1))}
+    elif dataset == BENCHMARK:
         bench = dict(S["benchmark"])
         if object_scale is not None:
             bench["object_scale"] = object_scale
@@ -147,7 +155,9 @@ def scale_name(scale: float) -> str:
 
 
 def scale_specs(S: dict) -> dict[str, RunSpec]:
-    """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0)."""
+    """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0); none on your data."""
+    if S.get("data"):
+        return {}
     own = S["benchmark"]["object_scale"]
     return {
         run_name(scale_name(s), row): spec(S, BENCHMARK, object_scale=None if s == own else s, **ROWS[row])

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
+from fgic import profiles
 from fgic.cam import normalize_maps
 from fgic.models.multi_attention import attention_maps
 from fgic.runs import RunSpec
@@ -68,7 +69,9 @@ def run_name(dataset: str, model: str, seed: int | None = None) -> str:
 
 
 def _spec(S: dict, dataset: str, model: str, seed: int | None = None) -> RunSpec:
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+        data, data_kw, size = profiles.data_source(S)
+    elif dataset == BENCHMARK:
         data, data_kw = "synthetic", dict(S["benchmark"])
         size = S.get("image_size") or S["benchmark"]["image_size"]
     else:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from fgic import profiles
 from fgic.runs import RunSpec
 
 if TYPE_CHECKING:
@@ -97,7 +98,9 @@ def printed(dataset: str, row: str) -> bool:
 def row_spec(S: dict, dataset: str, row: str, seed: int | None = None) -> RunSpec:
     """The ``RunSpec`` of one Table 1 ``row`` on ``dataset`` (a ``DATASETS`` key or ``BENCHMARK``)."""
     r = ROWS[row]
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+        data, data_kw, size = profiles.data_source(S)
+    elif dataset == BENCHMARK:
         data, data_kw = "synthetic", dict(S["benchmark"])
         size = S.get("image_size") or S["benchmark"]["image_size"]
     elif dataset in DATASETS:
