@@ -60,3 +60,13 @@ def test_notebooks_take_own_data_as_parameters(nb):
     assert call, f"{nb.name}: the cell after the parameters calls profiles.settings"
     for kw in ("dataset=DATASET or None", "data_root=DATA_ROOT or None", "data_file=DATA_FILE or None"):
         assert kw in call.group(1), f"{nb.name}: profiles.settings(..., {kw})"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS[1:], ids=lambda p: p.stem)
+def test_paper_tables_judge_run_health(nb):
+    """Notebooks 01-05: every paper-vs-ours table shows a failed run as failed, and the notebook lists them."""
+    src = "\n".join("".join(c["source"]) for c in code_cells(nb))
+    calls = re.findall(r"paper_vs_ours\((.*?)\)\s*(?:#|\n)", src, re.S)
+    assert calls or "paper_and_ours(" in src, f"{nb.name} has no paper-vs-ours table"
+    assert all("health=True" in c for c in calls), f"{nb.name}: paper_vs_ours(..., health=True) in every table"
+    assert "failed_runs(" in src or "run_health(" in src, f"{nb.name} never checks its runs' health"

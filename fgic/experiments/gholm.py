@@ -194,26 +194,49 @@ def run(grid: dict[str, RunSpec], group: str, retrain: bool = False) -> dict:
 
 # ------------------------------------------------------------------------------------------- tables
 def mean_record(records: list, metric: str = "test_top1") -> dict | None:
-    """Seeds of one cell as one record for ``viz.paper_vs_ours``: the mean of ``metric``, every run_id."""
+    """Seeds of one cell as one record for ``viz.paper_vs_ours(..., health=True)``: the mean (and std) of
+    ``metric`` over the healthy seeds only (``fgic.health.run_health``), every run_id.
+
+    A failed seed (diverged, collapsed, not finished) is never averaged in: ``seeds_ok`` counts the healthy
+    seeds and ``failed`` maps each failed run_id to its reason. A cell whose seeds all failed is itself
+    failed (``status`` "failed", the reasons as its ``error``), so the table says why instead of a number.
+    """
+    from fgic.health import run_health
+
     records = [r for r in records if r is not None]
     if not records:
         return None
-    vals = [float(r.metrics[metric]) for r in records]
-    return {
-        "run_id": ",".join(r.run_id for r in records),
-        "name": records[0]["name"],
-        "metrics": {
-            metric: float(np.mean(vals)),
-            metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-        },
+    health = [run_health(r) for r in records]
+    ok = [r for r, (good, _) in zip(records, health) if good]
+    failed = {r.run_id: why for r, (good, why) in zip(records, health) if not good}
+    out = {"run_id": ",".join(r.run_id for r in records), "name": records[0]["name"], "seeds_ok": len(ok),
+           "failed": failed}
+    if not ok:
+        return {**out, "status": "failed", "error": "; ".join(f"{k}: {v}" for k, v in failed.items()), "metrics": {}}
+    vals = [float(r.metrics[metric]) for r in ok]
+    out["metrics"] = {
+        metric: float(np.mean(vals)),
+        metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
     }
+    return out
+
+
+def seeds_text(cell) -> str:
+    """"n ok" or "n ok + k failed (run_id: reason; ...)" for a ``mean_record`` (a single record: "")."""
+    if not isinstance(cell, dict) or "seeds_ok" not in cell:
+        return ""
+    failed = cell["failed"]
+    why = "; ".join(f"{k}: {v}" for k, v in failed.items())
+    return f"{cell['seeds_ok']} ok" + (f" + {len(failed)} failed ({why})" if failed else "")
 
 
 def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -> pd.DataFrame:
     """One table: ``settings`` {row: paper number}, ``columns`` {label: {row: record-like or None}}.
 
-    Each column label gets the ``viz.paper_vs_ours`` value and its run ids (``<label> run``). A cell without
-    a run reads ``viz.NOT_RUN``, or ``missing[label]`` where given (e.g. a benchmark run this profile skips).
+    Each column label gets the ``viz.paper_vs_ours(..., health=True)`` value and its run ids (``<label> run``):
+    a failed run (or a seed mean whose seeds all failed) reads ``"failed: <reason>"``. A column of seed means
+    (``mean_record``) also gets ``<label> seeds``: how many seeds are healthy and which failed, and why. A cell
+    without a run reads ``viz.NOT_RUN``, or ``missing[label]`` where given (e.g. a benchmark run this profile skips).
     """
     import pandas as pd
 
@@ -222,10 +245,14 @@ def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -
     out = pd.DataFrame({"setting": list(settings), "paper": list(settings.values())})
     for label, runs in columns.items():
         t = viz.paper_vs_ours(
-            [{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"} for k in settings]
+            [{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"} for k in settings],
+            health=True,
         )
         ours = t["ours"].where(t["run"] != "", (missing or {}).get(label, viz.NOT_RUN))
         out[label], out[f"{label} run"] = ours.to_numpy(), t["run"].to_numpy()
+        seeds = [seeds_text(runs.get(k)) for k in settings]
+        if any(seeds):
+            out[f"{label} seeds"] = seeds
     return out.set_index("setting")
 
 
@@ -307,6 +334,8 @@ def logit_mode_accuracy(
         "mu": model.mu if mu is None else mu,
         "per_class": sorted(set(per_class[per_class > 0].tolist())),
         "metrics": {f"top1_{m}": hits[m] / n for m in LOGIT_MODES},
+        # the evaluated run's own status, history and classes: fgic.health judges the model behind these numbers
+        **{k: rec[k] for k in ("status", "history", "num_classes", "error") if k in rec},
     }
 
 
