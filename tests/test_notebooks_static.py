@@ -60,6 +60,8 @@ def test_notebooks_take_own_data_as_parameters(nb):
     assert call, f"{nb.name}: the cell after the parameters calls profiles.settings"
     for kw in ("dataset=DATASET or None", "data_root=DATA_ROOT or None", "data_file=DATA_FILE or None"):
         assert kw in call.group(1), f"{nb.name}: profiles.settings(..., {kw})"
+    papermill = pytest.importorskip("papermill")
+    assert list(papermill.inspect_notebook(str(nb))) == list(literals)  # papermill parses every parameter
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS[1:], ids=lambda p: p.stem)
