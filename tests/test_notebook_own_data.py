@@ -66,3 +66,36 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
     assert rec["status"] == "finished" and rec["params"]["dataset"] == "folder"
     assert rec["params"]["data_kw"]["root"] == str(data) and rec["num_classes"] == len(CLASSES)
     assert (tmp_path / "figures" / "00_baseline_gradcam.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "stem", ["01_acanet", "02_multi_attention", "03_mixed_attention", "04_gholm_net", "05_convnextv2_scra"]
+)
+def test_paper_notebooks_train_on_a_folder_tree(stem, tmp_path, monkeypatch):
+    """Notebooks 01-05 (about a minute each): every run trains on the folder tree; box-bound cells skip."""
+    pm = pytest.importorskip("papermill")
+    data = tmp_path / "data"
+    write_tree(data)
+    for k, v in {
+        "FGIC_RUNS": tmp_path / "runs",
+        "FGIC_FIGURES": tmp_path / "figures",
+        "FGIC_PROFILE": "smoke",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }.items():
+        monkeypatch.setenv(k, str(v))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = ROOT / "notebooks" / f"{stem}.ipynb"
+    pm.execute_notebook(
+        str(nb),
+        str(tmp_path / "out.ipynb"),
+        parameters={"PROFILE": "smoke", "DATASET": "folder", "DATA_ROOT": str(data)},
+        kernel_name="python3",
+        cwd=str(nb.parent),
+        progress_bar=False,
+        record_timing=False,
+        store_widget_state=False,
+    )
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
+    assert records and all(r["params"]["dataset"] == "folder" and r["num_classes"] == len(CLASSES) for r in records)
