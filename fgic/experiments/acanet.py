@@ -24,6 +24,9 @@ Patchify ablation (our addition; the paper discusses it but has no row for it): 
 ``acanet18_convdown`` (``VARIANTS``) is the complete ACANet with torchvision's 1x1 stride-2 conv + BN
 shortcuts (``down="conv"``) instead of the 2x2 stride-2 patchify ones, everything else equal, so the
 Table 4 grid measures what patchify adds to the complete model.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column (``BENCHMARK``) trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ Which images: the training split is ``build_dataset(..., split="train", **data_k
 ``data_kw: {val_fraction: 0}`` for the real data sets (the whole official training split, as the paper), the
 benchmark keeps its seeded 10 % validation split. Every test-time subset (Table 5, the mu sweep, Fig. 6,
 crop scores) is class-balanced and seeded (``fgic.data.subsets.balanced_sample``).
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it with the benchmark's model and schedule (``fgic.profiles.data_source``); the
+object-scale grid, a knob of the generator, is then empty.
 """
 
 from __future__ import annotations
@@ -222,7 +226,7 @@ def mean_record(records: list, metric: str = "test_top1") -> dict | None:
 
 
 def seeds_text(cell) -> str:
-    """"n ok" or "n ok + k failed (run_id: reason; ...)" for a ``mean_record`` (a single record: "")."""
+    """The seed count of a ``mean_record``: "n ok" or "n ok + k failed (run_id: reason; ...)"; "" for one run."""
     if not isinstance(cell, dict) or "seeds_ok" not in cell:
         return ""
     failed = cell["failed"]

@@ -16,6 +16,9 @@ addition; reported, never used for selection). On the embedded benchmark a small
 reduced ``images_per_class`` (``S["small_sample"]``), train + validation.
 
 ``feature_energy(model, images)`` is Fig. 3's heatmap: the energy of the last feature map.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead, without the small-sample knobs (``fgic.profiles.data_source``).
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ normalised, reweight the last feature map before pooling); the plain ``fcn_resne
 The paper gives no optimiser, learning rate, schedule, epochs, batch size or input size; the choices
 (SGD, cosine, 224 px, new classifier at 10x the backbone rate) are in ``params/02_multi_attention.yaml``
 and the notebook. Published numbers: ``load_numbers()`` reads ``multi_attention_numbers.yaml``.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations

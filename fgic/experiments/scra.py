@@ -26,6 +26,9 @@ class-balanced, seeded test subset (``fgic.data.subsets.balanced_sample``).
 Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (on the ``meta`` device for
 ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.profile.complexity``. Published numbers:
 ``load_numbers()`` reads ``scra_numbers.yaml``.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations
