@@ -69,6 +69,10 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("FGIC_OWN_DATA_NOTEBOOKS") != "1",
+    reason="about a minute per notebook on 2 CPU cores: set FGIC_OWN_DATA_NOTEBOOKS=1 to run 01-05 on a folder tree",
+)
 @pytest.mark.parametrize(
     "stem", ["01_acanet", "02_multi_attention", "03_mixed_attention", "04_gholm_net", "05_convnextv2_scra"]
 )
