@@ -127,6 +127,33 @@ def test_mean_record_and_tables():
     assert t.loc["+Crop", "benchmark run"] == ""
 
 
+
+def test_mean_record_leaves_failed_seeds_out():
+    class R(dict):
+        run_id = property(lambda self: self["run_id"])
+        metrics = property(lambda self: self["metrics"])
+
+    hist = [{"epoch": e, "train_loss": 1.0} for e in range(3)]
+    good = [R(run_id=k, name="x", num_classes=10, history=hist, metrics={"test_top1": v}) for k, v in
+            (("a", 0.5), ("b", 0.7))]
+    nan = R(run_id="c", name="x", num_classes=10, history=[{"epoch": 0, "train_loss": float("nan")}],
+            metrics={"test_top1": 0.1})
+    flat = R(run_id="d", name="x", num_classes=10, history=hist, metrics={"test_top1": 0.1})  # chance after 3 epochs
+    m = ex.mean_record([*good, nan, flat])
+    assert abs(m["metrics"]["test_top1"] - 0.6) < 1e-9  # the failed seeds are not averaged in
+    assert m["seeds_ok"] == 2 and set(m["failed"]) == {"c", "d"}
+    assert m["failed"]["c"].startswith("diverged") and m["failed"]["d"].startswith("collapsed")
+    assert ex.seeds_text(m).startswith("2 ok + 2 failed (c: diverged")
+    dead = ex.mean_record([nan, flat])
+    assert dead["status"] == "failed" and "metrics" in dead and not dead["metrics"]
+    t = ex.paper_and_ours({"Raw": 90.6, "+Drop": 92.0}, {"benchmark": {"Raw": m, "+Drop": dead}})
+    assert t.loc["Raw", "benchmark"] == 60.0 and t.loc["Raw", "benchmark seeds"].startswith("2 ok + 2 failed")
+    cell = t.loc["+Drop", "benchmark"]
+    assert cell.startswith("failed: ") and "c: diverged" in cell and "d: collapsed" in cell
+    assert t.loc["+Drop", "benchmark run"] == "c,d"
+    single = ex.paper_and_ours({"Raw": 90.6}, {"benchmark": {"Raw": flat}})  # one run, no seed mean
+    assert single.loc["Raw", "benchmark"].startswith("failed: collapsed") and "benchmark seeds" not in single
+
 def test_coverage_closed_form():
     crop = torch.tensor([0.0, 0.0, 10.0, 10.0])
     obj = torch.tensor([0.0, 0.0, 20.0, 10.0])
@@ -160,6 +187,11 @@ def test_logit_modes_and_coverage_on_a_tiny_model():
     assert out["n"] == 8 and out["per_class"] == [2] and out["mu"] == 2.0 and model.mu == ex.DEFAULT_MU
     assert set(out["metrics"]) == {f"top1_{m}" for m in ex.LOGIT_MODES}
     assert all(0 <= v <= 1 for v in out["metrics"].values())
+    bad = ex.logit_mode_accuracy(Rec(name="tiny", status="failed", error="boom"), limit=4, model=model, dataset=ds)
+    from fgic import viz
+
+    t = viz.paper_vs_ours([{"setting": "raw", "run": bad, "metric": "top1_raw"}], health=True)
+    assert t["ours"][0].startswith("failed: status failed (boom)")  # Table 5 of a failed run says so
     cov = ex.crop_coverage(model, ds, [0, 3, 5], batch_size=2)
     assert len(cov) == 3 and cov.filter(like="crop_area").le(1 + 1e-6).all().all()
     assert (cov["crop: part_centres_in"] >= cov["crop: all_part_centres_in"]).all()

@@ -24,6 +24,9 @@ Patchify ablation (our addition; the paper discusses it but has no row for it): 
 ``acanet18_convdown`` (``VARIANTS``) is the complete ACANet with torchvision's 1x1 stride-2 conv + BN
 shortcuts (``down="conv"``) instead of the 2x2 stride-2 patchify ones, everything else equal, so the
 Table 4 grid measures what patchify adds to the complete model.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column (``BENCHMARK``) trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from fgic import profiles
 from fgic.runs import RunSpec
 
 NOTEBOOK = "01_acanet"
@@ -94,15 +98,15 @@ def make_spec(S: dict, model: str, loss: str = "ce", dataset: str = BENCHMARK, s
     base, extra = VARIANTS.get(model, (model, {}))
     kw = S.get("model_kw") or {}
     model_kw = {**(kw.get(model) or kw.get(base) or {}), **extra}
-    if dataset == BENCHMARK:
-        data_kw, size = dict(S["benchmark"]), S["benchmark"]["image_size"]
+    if dataset == BENCHMARK:  # the benchmark column: the embedded benchmark, or your data (S["data"])
+        data, data_kw, size = profiles.data_source(S)
     else:
-        data_kw, size = dict(S.get("data_kw") or {}), S["image_size"]
+        data, data_kw, size = dataset, dict(S.get("data_kw") or {}), S["image_size"]
     if "val_fraction" in S:  # paper profile: 0, the whole official training split (no validation split)
         data_kw["val_fraction"] = float(S["val_fraction"])
     return RunSpec(
         model=base,
-        dataset=dataset,
+        dataset=data,
         loss=loss,
         model_kw=model_kw,
         loss_kw=dict((S.get("loss_kw") or {}).get(loss) or {}),

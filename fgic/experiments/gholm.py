@@ -28,6 +28,10 @@ Which images: the training split is ``build_dataset(..., split="train", **data_k
 ``data_kw: {val_fraction: 0}`` for the real data sets (the whole official training split, as the paper), the
 benchmark keeps its seeded 10 % validation split. Every test-time subset (Table 5, the mu sweep, Fig. 6,
 crop scores) is class-balanced and seeded (``fgic.data.subsets.balanced_sample``).
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it with the benchmark's model and schedule (``fgic.profiles.data_source``); the
+object-scale grid, a knob of the generator, is then empty.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 import torch
 import yaml
 
+from fgic import profiles
 from fgic.data.subsets import balanced_sample, targets_of
 from fgic.runs import RunSpec
 
@@ -78,7 +83,14 @@ def real(S: dict, table: str) -> str | None:
 
 def spec(S: dict, dataset: str, seed: int = 0, object_scale: float | None = None, **gholm_kw) -> RunSpec:
     """One run: GHOLM-Net with switches ``gholm_kw`` on ``dataset`` (``BENCHMARK`` or a ``DATASETS`` key)."""
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data: the benchmark's model and
+        if object_scale is not None:  # schedule, the view resized to bench_source_scale x the input size
+            raise ValueError("object_scale is a knob of the embedded benchmark only")
+        data, data_kw, size = profiles.data_source(S)
+        model, model_kw, train = S["bench_model"], dict(S.get("bench_model_kw") or {}), S["bench_train"]
+        transform, pretrained = S["bench_transform"], False
+        transform_kw = {"image_size": size * int(S.get("bench_source_scale", 1))}
+    elif dataset == BENCHMARK:
         bench = dict(S["benchmark"])
         if object_scale is not None:
             bench["object_scale"] = object_scale
@@ -147,7 +159,9 @@ def scale_name(scale: float) -> str:
 
 
 def scale_specs(S: dict) -> dict[str, RunSpec]:
-    """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0)."""
+    """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0); none on your data."""
+    if S.get("data"):
+        return {}
     own = S["benchmark"]["object_scale"]
     return {
         run_name(scale_name(s), row): spec(S, BENCHMARK, object_scale=None if s == own else s, **ROWS[row])
@@ -184,26 +198,49 @@ def run(grid: dict[str, RunSpec], group: str, retrain: bool = False) -> dict:
 
 # ------------------------------------------------------------------------------------------- tables
 def mean_record(records: list, metric: str = "test_top1") -> dict | None:
-    """Seeds of one cell as one record for ``viz.paper_vs_ours``: the mean of ``metric``, every run_id."""
+    """Seeds of one cell as one record for ``viz.paper_vs_ours(..., health=True)``: the mean (and std) of
+    ``metric`` over the healthy seeds only (``fgic.health.run_health``), every run_id.
+
+    A failed seed (diverged, collapsed, not finished) is never averaged in: ``seeds_ok`` counts the healthy
+    seeds and ``failed`` maps each failed run_id to its reason. A cell whose seeds all failed is itself
+    failed (``status`` "failed", the reasons as its ``error``), so the table says why instead of a number.
+    """
+    from fgic.health import run_health
+
     records = [r for r in records if r is not None]
     if not records:
         return None
-    vals = [float(r.metrics[metric]) for r in records]
-    return {
-        "run_id": ",".join(r.run_id for r in records),
-        "name": records[0]["name"],
-        "metrics": {
-            metric: float(np.mean(vals)),
-            metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-        },
+    health = [run_health(r) for r in records]
+    ok = [r for r, (good, _) in zip(records, health) if good]
+    failed = {r.run_id: why for r, (good, why) in zip(records, health) if not good}
+    out = {"run_id": ",".join(r.run_id for r in records), "name": records[0]["name"], "seeds_ok": len(ok),
+           "failed": failed}
+    if not ok:
+        return {**out, "status": "failed", "error": "; ".join(f"{k}: {v}" for k, v in failed.items()), "metrics": {}}
+    vals = [float(r.metrics[metric]) for r in ok]
+    out["metrics"] = {
+        metric: float(np.mean(vals)),
+        metric + "_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
     }
+    return out
+
+
+def seeds_text(cell) -> str:
+    """The seed count of a ``mean_record``: "n ok" or "n ok + k failed (run_id: reason; ...)"; "" for one run."""
+    if not isinstance(cell, dict) or "seeds_ok" not in cell:
+        return ""
+    failed = cell["failed"]
+    why = "; ".join(f"{k}: {v}" for k, v in failed.items())
+    return f"{cell['seeds_ok']} ok" + (f" + {len(failed)} failed ({why})" if failed else "")
 
 
 def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -> pd.DataFrame:
     """One table: ``settings`` {row: paper number}, ``columns`` {label: {row: record-like or None}}.
 
-    Each column label gets the ``viz.paper_vs_ours`` value and its run ids (``<label> run``). A cell without
-    a run reads ``viz.NOT_RUN``, or ``missing[label]`` where given (e.g. a benchmark run this profile skips).
+    Each column label gets the ``viz.paper_vs_ours(..., health=True)`` value and its run ids (``<label> run``):
+    a failed run (or a seed mean whose seeds all failed) reads ``"failed: <reason>"``. A column of seed means
+    (``mean_record``) also gets ``<label> seeds``: how many seeds are healthy and which failed, and why. A cell
+    without a run reads ``viz.NOT_RUN``, or ``missing[label]`` where given (e.g. a benchmark run this profile skips).
     """
     import pandas as pd
 
@@ -212,10 +249,14 @@ def paper_and_ours(settings: dict, columns: dict, missing: dict | None = None) -
     out = pd.DataFrame({"setting": list(settings), "paper": list(settings.values())})
     for label, runs in columns.items():
         t = viz.paper_vs_ours(
-            [{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"} for k in settings]
+            [{"setting": k, "paper": None, "run": runs.get(k), "metric": "test_top1"} for k in settings],
+            health=True,
         )
         ours = t["ours"].where(t["run"] != "", (missing or {}).get(label, viz.NOT_RUN))
         out[label], out[f"{label} run"] = ours.to_numpy(), t["run"].to_numpy()
+        seeds = [seeds_text(runs.get(k)) for k in settings]
+        if any(seeds):
+            out[f"{label} seeds"] = seeds
     return out.set_index("setting")
 
 
@@ -297,6 +338,8 @@ def logit_mode_accuracy(
         "mu": model.mu if mu is None else mu,
         "per_class": sorted(set(per_class[per_class > 0].tolist())),
         "metrics": {f"top1_{m}": hits[m] / n for m in LOGIT_MODES},
+        # the evaluated run's own status, history and classes: fgic.health judges the model behind these numbers
+        **{k: rec[k] for k in ("status", "history", "num_classes", "error") if k in rec},
     }
 
 

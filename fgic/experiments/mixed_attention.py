@@ -16,6 +16,9 @@ addition; reported, never used for selection). On the embedded benchmark a small
 reduced ``images_per_class`` (``S["small_sample"]``), train + validation.
 
 ``feature_energy(model, images)`` is Fig. 3's heatmap: the energy of the last feature map.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead, without the small-sample knobs (``fgic.profiles.data_source``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 import torch.nn as nn
 import yaml
 
+from fgic import profiles
 from fgic.experiments.multi_attention import to_image
 from fgic.runs import RunSpec
 
@@ -72,7 +76,9 @@ def param_groups(S: dict) -> dict[str, float]:
 
 
 def _spec(S: dict, dataset: str, backbone: str, variant: str, seed: int) -> RunSpec:
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data (no small-sample knobs)
+        data, data_kw, size = profiles.data_source(S)
+    elif dataset == BENCHMARK:
         data, data_kw = "synthetic", {**S["benchmark"], **(S.get("small_sample") or {})}
         size = S.get("image_size") or S["benchmark"]["image_size"]
     else:

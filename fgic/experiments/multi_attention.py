@@ -19,6 +19,9 @@ normalised, reweight the last feature map before pooling); the plain ``fcn_resne
 The paper gives no optimiser, learning rate, schedule, epochs, batch size or input size; the choices
 (SGD, cosine, 224 px, new classifier at 10x the backbone rate) are in ``params/02_multi_attention.yaml``
 and the notebook. Published numbers: ``load_numbers()`` reads ``multi_attention_numbers.yaml``.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
+from fgic import profiles
 from fgic.cam import normalize_maps
 from fgic.models.multi_attention import attention_maps
 from fgic.runs import RunSpec
@@ -68,7 +72,9 @@ def run_name(dataset: str, model: str, seed: int | None = None) -> str:
 
 
 def _spec(S: dict, dataset: str, model: str, seed: int | None = None) -> RunSpec:
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+        data, data_kw, size = profiles.data_source(S)
+    elif dataset == BENCHMARK:
         data, data_kw = "synthetic", dict(S["benchmark"])
         size = S.get("image_size") or S["benchmark"]["image_size"]
     else:

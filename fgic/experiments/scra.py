@@ -26,6 +26,9 @@ class-balanced, seeded test subset (``fgic.data.subsets.balanced_sample``).
 Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (on the ``meta`` device for
 ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.profile.complexity``. Published numbers:
 ``load_numbers()`` reads ``scra_numbers.yaml``.
+
+Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from fgic import profiles
 from fgic.runs import RunSpec
 
 if TYPE_CHECKING:
@@ -97,7 +101,9 @@ def printed(dataset: str, row: str) -> bool:
 def row_spec(S: dict, dataset: str, row: str, seed: int | None = None) -> RunSpec:
     """The ``RunSpec`` of one Table 1 ``row`` on ``dataset`` (a ``DATASETS`` key or ``BENCHMARK``)."""
     r = ROWS[row]
-    if dataset == BENCHMARK:
+    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+        data, data_kw, size = profiles.data_source(S)
+    elif dataset == BENCHMARK:
         data, data_kw = "synthetic", dict(S["benchmark"])
         size = S.get("image_size") or S["benchmark"]["image_size"]
     elif dataset in DATASETS:
