@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    be.add_argument("--tiny", action="store_true", help="toy sizes: checks that it runs, figures mean nothing")
 
     sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
     args = ap.parse_args(argv)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             if not torch.cuda.is_available():
                 print("error: --device cuda but no CUDA device is available", file=sys.stderr)
                 return 2
-        run_benchmark(args.name, args.device)
+        run_benchmark(args.name, args.device, tiny=args.tiny)
         return 0
     if args.cmd == "list":
         from fgic.bench import list_benchmarks

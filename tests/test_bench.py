@@ -1,0 +1,26 @@
+"""Every benchmark runs at a toy size and prints its ratios by name (figures at this size mean nothing)."""
+
+import pytest
+
+from fgic.bench import list_benchmarks, run_benchmark
+
+RATIOS = {
+    "fcsa": ["fcsa_infer_ratio", "fcsa_train_ratio"],
+    "engine": ["engine_over_bare"],
+    "gholm": ["gholm_step_ratio"],
+}
+
+KEYS = {"gholm_step_ratio": "ratio"}  # printed name -> key of the returned dict, where they differ
+
+
+@pytest.mark.parametrize("name", sorted(RATIOS))
+def test_bench_runs_tiny_and_prints_its_ratios(name, capsys):
+    out = run_benchmark(name, "cpu", tiny=True)
+    text = capsys.readouterr().out
+    for ratio in RATIOS[name]:
+        assert f"{ratio} = " in text, text
+        assert out[KEYS.get(ratio, ratio)] > 0
+
+
+def test_every_benchmark_is_listed():
+    assert set(RATIOS) <= set(list_benchmarks())
