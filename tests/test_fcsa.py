@@ -86,3 +86,16 @@ def test_whole_module_matches_the_loop_form():
     q, k, v = m.q(x), m.k(x), m.v(x)
     ref = m.alpha * loop_attention(m, q, k, v) + m.beta * m.convolution(torch.cat([q, k, v], 1))
     torch.testing.assert_close(m(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_inference_mask_cache_follows_rel_pos():
+    torch.manual_seed(5)
+    m = FCSA(8, 8, stride=1, num_heads=2, kernel_att=5).eval()
+    x = torch.randn(1, 8, 9, 9)  # (B, Cin, H, W)
+    with torch.no_grad():
+        a = m(x)
+        m.rel_pos.normal_()  # an optimiser step changes rel_pos in place
+        b = m(x)
+    fresh = m(x)  # with autograd: the mask is rebuilt, not cached
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(b, fresh.detach())

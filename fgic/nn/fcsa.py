@@ -107,16 +107,49 @@ class FCSA(nn.Module):
         bias = bias.masked_fill(~inside, float("-inf"))
         return bias.reshape(self.num_heads, t * t, kh * kw)
 
+    def _attn_mask(self, H: int, W: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Additive mask of ``attention`` for an H x W input: position bias, -1e30 off the window or image.
+
+        Without autograd (inference) it is cached per input size and ``rel_pos`` version.
+        """
+        key = (H, W, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
+        cache = self.__dict__.setdefault("_mask_cache", {})
+        grad = torch.is_grad_enabled() and self.rel_pos.requires_grad
+        if not grad and key in cache:
+            return cache[key]
+        s, r, n = self.stride, self.kernel_att // 2, self.num_heads
+        t = max(1, self.tile // s)
+        ho, wo = -(-H // s), -(-W // s)
+        ty, tx = -(-ho // t), -(-wo // t)
+        kh = kw = s * (t - 1) + 2 * r + 1
+        ones = F.pad(
+            torch.ones(1, 1, H, W, device=device), (r, s * t * (tx - 1) + kw - W - r, r, s * t * (ty - 1) + kh - H - r)
+        )
+        outside = ones.unfold(2, kh, s * t).unfold(3, kw, s * t).reshape(ty, tx, 1, kh * kw) == 0  # padding, not image
+        bias = self._window_bias(device, kh, kw).view(n, 1, 1, t * t, kh * kw)
+        # -inf off the window or outside the image, made finite: a padded query beyond (Ho, Wo) may see no
+        # key at all, and a finite row keeps its (cropped) softmax and gradients free of NaN
+        bias = bias.masked_fill(outside, float("-inf")).clamp(min=-1e30)
+        bias = bias.reshape(1, n * ty * tx, t * t, kh * kw).to(dtype)
+        if not grad:
+            cache.clear()
+            cache[key] = bias
+        return bias
+
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Local-window multi-head self-attention, eqs. (9) and (11); (B, C, H, W) x3 -> (B, C, Ho, Wo).
+        """Local-window multi-head self-attention, eqs. (9) and (11); (B, C, H, W) x3 -> (B, C, Ho, Wo)."""
+        return self._attend(q, torch.cat([k, v], dim=1))
+
+    def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """``attention`` with keys and values stacked along channels, kv: (B, 2C, H, W).
 
         Vectorised as blocked ("halo") attention: the output map is cut into ``tile`` x ``tile`` query
         tiles; every tile reads one (s*(T-1) + 2r + 1)^2 block of keys/values that covers all its windows
-        (overlapping views of the zero-padded maps, no copy until the matmul), so the whole layer is two
-        batched matmuls (q.k, attn.v) with the relative-position bias and a -inf mask for keys outside a
-        query's window or outside the image. It computes exactly the windowed softmax (masked entries get
-        weight 0); the cost is that the products also run over masked halo keys (about 4x the window's
-        multiply-adds for T = 8, stride 1), which BLAS does far faster than 49 element-wise passes.
+        (overlapping views of the zero-padded maps, one copy for k and v together), and one fused scaled
+        dot-product attention takes all tiles, with the relative-position bias and a mask for keys outside
+        a query's window or outside the image (``_attn_mask``). It computes exactly the windowed softmax
+        (masked keys get weight 0); the products also run over the masked halo keys (about 4x the window's
+        multiply-adds at T = 8, stride 1), which one fused kernel does far faster than 49 element-wise passes.
         """
         B, C, H, W = q.shape
         n, d, s = self.num_heads, self.head_dim, self.stride
@@ -125,26 +158,15 @@ class FCSA(nn.Module):
         q = q[:, :, ::s, ::s]  # queries at the output positions, (B, C, Ho, Wo)
         ho, wo = q.shape[-2:]
         ty, tx = -(-ho // t), -(-wo // t)  # tiles per column / row
-        kh, kw = s * (t - 1) + 2 * r + 1, s * (t - 1) + 2 * r + 1  # halo block of one tile
+        kh = kw = s * (t - 1) + 2 * r + 1  # halo block of one tile
         ph, pw = s * t * (ty - 1) + kh, s * t * (tx - 1) + kw  # padded key map covering every halo
-        pad = (r, pw - W - r, r, ph - H - r)  # left, right, top, bottom (negative = crop)
-
-        def blocks(x: torch.Tensor) -> torch.Tensor:  # (B', C', H, W) -> (B', C', ty, tx, kh*kw)
-            x = F.pad(x, pad).unfold(2, kh, s * t).unfold(3, kw, s * t)  # (B', C', ty, tx, kh, kw), a view
-            return x.reshape(*x.shape[:4], kh * kw)
-
-        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, C, ty, tx, L) -> (B, N*ty*tx, L, d)
-            return x.reshape(B, n, d, ty, tx, -1).permute(0, 1, 3, 4, 5, 2).reshape(B, n * ty * tx, -1, d)
-
-        qt = F.pad(q, (0, tx * t - wo, 0, ty * t - ho)).reshape(B, C, ty, t, tx, t)
-        qt = heads(qt.permute(0, 1, 2, 4, 3, 5))  # (B, N*ty*tx, T*T, d)
-        kt, vt = heads(blocks(k)), heads(blocks(v))  # (B, N*ty*tx, kh*kw, d)
-        outside = blocks(q.new_ones(1, 1, H, W)) == 0  # (1, 1, ty, tx, kh*kw): padding, not image
-        bias = self._window_bias(q.device, kh, kw).view(n, 1, 1, t * t, kh * kw)
-        # -inf off the window or outside the image, made finite: a padded query beyond (Ho, Wo) may see no
-        # key at all, and a finite row keeps its (cropped) softmax and gradients free of NaN
-        bias = bias.masked_fill(outside[0].unsqueeze(-2), float("-inf")).clamp(min=-1e30)
-        bias = bias.reshape(1, n * ty * tx, t * t, kh * kw).to(qt.dtype)
+        kv = F.pad(kv, (r, pw - W - r, r, ph - H - r))  # (B, 2C, ph, pw), negative pads crop
+        kv = kv.unfold(2, kh, s * t).unfold(3, kw, s * t)  # (B, 2C, ty, tx, kh, kw), a view
+        kv = kv.reshape(B, 2, n, d, ty, tx, kh, kw).permute(1, 0, 2, 4, 5, 6, 7, 3)  # (2, B, N, ty, tx, kh, kw, d)
+        kt, vt = kv.reshape(2, B, n * ty * tx, kh * kw, d)  # one copy: (B, N*ty*tx, kh*kw, d) each
+        qt = F.pad(q, (0, tx * t - wo, 0, ty * t - ho)).reshape(B, n, d, ty, t, tx, t)
+        qt = qt.permute(0, 1, 3, 5, 4, 6, 2).reshape(B, n * ty * tx, t * t, d)  # (B, N*ty*tx, T*T, d)
+        bias = self._attn_mask(H, W, q.dtype, q.device)  # (1, N*ty*tx, T*T, kh*kw)
         # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v in one fused kernel; masked keys get weight 0
         out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=bias, scale=self.scale)  # (B, N*ty*tx, T*T, d)
         out = out.reshape(B, n, ty, tx, t, t, d).permute(0, 1, 6, 2, 4, 3, 5).reshape(B, C, ty * t, tx * t)
@@ -165,8 +187,8 @@ class FCSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, ceil(H/s), ceil(W/s))
         w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # stage I, eq. (10): one 1x1 conv
         qkv = F.conv2d(x, w)  # (B, 3C, H, W)
-        q, k, v = qkv.chunk(3, dim=1)  # (B, C, H, W) each
-        return self.alpha * self.attention(q, k, v) + self.beta * self.convolution(qkv)
+        q, kv = qkv[:, : self.out_chs], qkv[:, self.out_chs :]  # (B, C, H, W), (B, 2C, H, W)
+        return torch.addcmul(self.beta * self.convolution(qkv), self.alpha, self._attend(q, kv))
 
     def extra_repr(self) -> str:
         return (
