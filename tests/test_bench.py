@@ -32,3 +32,16 @@ def test_bench_runs_tiny_and_prints_its_ratios(name, capsys):
 
 def test_every_benchmark_is_listed():
     assert set(RATIOS) <= set(list_benchmarks())
+
+
+@pytest.mark.skipif(not CUB100.is_dir(), reason="cub100 subset not present")
+def test_gpu_bench_table_at_tiny_size(capsys):
+    from fgic.__main__ import main
+
+    assert main(["bench", "gpu", "--tiny", "--peak-tflops", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "MFU against a 1 TFLOP/s peak" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("resnet18 ", "convnext_atto "))]
+    assert [(r[0], r[4]) for r in rows] == [(m, lo) for m in ("resnet18", "convnext_atto") for lo in ("fgic", "plain")]
+    assert all(float(r[5]) > 0 and r[6].endswith("%") for r in rows)  # img/s and MFU
+    assert "loader_ratio_w0 = " in text

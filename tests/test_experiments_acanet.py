@@ -140,6 +140,6 @@ def test_fcsa_attention_is_counted_once():
     no_att = create_model("acanet18", 4, **kw)
     for f in no_att.modules():
         if isinstance(f, FCSA):
-            f.attention = lambda q, k, v, s=f.stride: v[:, :, ::s, ::s]  # same shapes, no products
+            f._attend = lambda q, kv, s=f.stride: q[:, :, ::s, ::s]  # same shapes, no products
     assert complexity(m, size)["flops"] - complexity(no_att, size)["flops"] >= ex.fcsa_window_flops(m, size) > 0
     assert ex.fcsa_attention_flops(m, size) == 0

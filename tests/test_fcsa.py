@@ -99,3 +99,16 @@ def test_inference_mask_cache_follows_rel_pos():
     fresh = m(x)  # with autograd: the mask is rebuilt, not cached
     assert not torch.allclose(a, b)
     torch.testing.assert_close(b, fresh.detach())
+
+
+@pytest.mark.parametrize("stride,heads", [(1, 4), (2, 2), (2, 8)])
+def test_dense_conv_path_equals_the_shift_and_sum_form(stride, heads):
+    torch.manual_seed(6)
+    m = FCSA(6, 16, stride=stride, num_heads=heads)
+    with torch.no_grad():  # trained weights, not the shift initialisation
+        m.dep_conv.weight.normal_()
+        m.fc.weight.normal_()
+    x = torch.randn(2, 6, 11, 9)  # (B, Cin, H, W)
+    qkv = torch.cat([m.q(x), m.k(x), m.v(x)], 1)  # (B, 3C, H, W)
+    dense = F.conv2d(x, m.conv_weight(), stride=stride, padding=1)
+    torch.testing.assert_close(dense, m.convolution(qkv), atol=1e-4, rtol=1e-4)

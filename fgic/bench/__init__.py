@@ -17,7 +17,8 @@ def list_benchmarks() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
-def run_benchmark(name: str, device: str = "cpu", tiny: bool = False) -> dict:
+def run_benchmark(name: str, device: str = "cpu", tiny: bool = False, **kw) -> dict:
+    """Run ``fgic.bench.<name>.main(device, tiny, **kw)``; ``kw``: that benchmark's own options."""
     if name not in list_benchmarks():
         raise KeyError(f"unknown benchmark {name!r}; available: {list_benchmarks()}")
-    return importlib.import_module(f"fgic.bench.{name}").main(device=device, tiny=tiny)
+    return importlib.import_module(f"fgic.bench.{name}").main(device=device, tiny=tiny, **kw)

@@ -184,11 +184,29 @@ class FCSA(nn.Module):
         f = torch.matmul(self.fc.weight[:, :, 0, 0], qkv.view(B, 3 * n, d, H * W).transpose(1, 2))
         return self.dep_conv(f.reshape(B, -1, H, W))  # eqs. (7), (8): shift by the kernel offset and sum
 
+    def conv_weight(self) -> torch.Tensor:
+        """The convolution path as one k x k conv of the input, (C, Cin, k, k); it equals ``convolution``.
+
+        Projections (eq. (10)), the fully connected mix (eq. (6)) and the grouped shift conv (eqs. (7),
+        (8)) are all linear and bias-free, so they compose: map j*kk + i of the mix is
+        P[j, i] = sum_c fc[i, c] W_qkv[c*d + j] (a (Cin,) vector), and output channel o (group g = o // N
+        of the grouped conv) is sum_i W_dep[o, i] * shift(P[g, i] . x), a k x k conv with weight
+        W[o, :, a, b] = sum_i W_dep[o, i, a, b] P[g(o), i]. One dense conv runs far faster than the
+        kk*d-channel intermediate and the grouped conv it replaces (same result; gradients flow through W).
+        """
+        n, d, cin = self.num_heads, self.head_dim, self.in_chs
+        w_qkv = torch.cat([self.q.weight, self.k.weight, self.v.weight]).view(3 * n, d, cin)  # (3N, d, Cin)
+        fc = self.fc.weight[:, :, 0, 0]  # (kk, 3N)
+        p = torch.einsum("ic,cjn->jin", fc, w_qkv)  # (d, kk, Cin)
+        p = p.repeat_interleave(self.out_chs // d, dim=0)  # (C, kk, Cin): row o holds P[o // N]
+        return torch.einsum("oiab,oin->onab", self.dep_conv.weight, p)  # (C, Cin, k, k)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, ceil(H/s), ceil(W/s))
         w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # stage I, eq. (10): one 1x1 conv
         qkv = F.conv2d(x, w)  # (B, 3C, H, W)
         q, kv = qkv[:, : self.out_chs], qkv[:, self.out_chs :]  # (B, C, H, W), (B, 2C, H, W)
-        return torch.addcmul(self.beta * self.convolution(qkv), self.alpha, self._attend(q, kv))
+        conv = F.conv2d(x, self.conv_weight(), stride=self.stride, padding=self.kernel_conv // 2)  # eqs. (6)-(8)
+        return torch.addcmul(self.beta * conv, self.alpha, self._attend(q, kv))
 
     def extra_repr(self) -> str:
         return (
