@@ -25,6 +25,9 @@ shift kernel) are ACmix's. Speed and memory: the attention runs as one masked sc
 attention over blocks of 8 x 8 queries (4 x 4 at stride 2) and the key/value block that covers their
 windows (14 x 14 at kernel_att 7), so the products also run over masked keys (about 4x the window's
 multiply-adds) but in one fused kernel; keys and values are copied once into those blocks (about 3x).
+The convolution path runs as one dense k x k conv of the input whose weight is composed from the
+projections, the fc mix and the grouped shift conv (``conv_weight``): the same linear map, computed
+without the kk*d-channel intermediate (``convolution`` keeps the paper's step-by-step form).
 """
 
 from __future__ import annotations
