@@ -112,3 +112,14 @@ def test_dense_conv_path_equals_the_shift_and_sum_form(stride, heads):
     qkv = torch.cat([m.q(x), m.k(x), m.v(x)], 1)  # (B, 3C, H, W)
     dense = F.conv2d(x, m.conv_weight(), stride=stride, padding=1)
     torch.testing.assert_close(dense, m.convolution(qkv), atol=1e-4, rtol=1e-4)
+
+
+def test_inference_mask_cache_follows_the_tile():
+    torch.manual_seed(7)
+    m = FCSA(8, 8, stride=1, num_heads=2, kernel_att=5).eval()
+    x = torch.randn(1, 8, 9, 9)  # (B, Cin, H, W)
+    with torch.no_grad():
+        a = m(x)
+        m.tile = 4
+        b = m(x)  # a cached mask of tile 8 would not fit
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

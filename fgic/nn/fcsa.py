@@ -115,7 +115,7 @@ class FCSA(nn.Module):
 
         Without autograd (inference) it is cached per input size and ``rel_pos`` version.
         """
-        key = (H, W, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
+        key = (H, W, self.tile, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
         cache = self.__dict__.setdefault("_mask_cache", {})
         grad = torch.is_grad_enabled() and self.rel_pos.requires_grad
         if not grad and key in cache:
