@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    be.add_argument("--tiny", action="store_true", help="toy sizes: checks that it runs, figures mean nothing")
+    be.add_argument("--peak-tflops", type=float, default=None, help="gpu: peak TFLOP/s for the MFU (default 989)")
 
     sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
 
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             if not torch.cuda.is_available():
                 print("error: --device cuda but no CUDA device is available", file=sys.stderr)
                 return 2
-        run_benchmark(args.name, args.device)
+        kw = {"peak_tflops": args.peak_tflops} if args.peak_tflops is not None else {}
+        run_benchmark(args.name, args.device, tiny=args.tiny, **kw)
         return 0
     if args.cmd == "list":
         from fgic.bench import list_benchmarks

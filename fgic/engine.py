@@ -29,6 +29,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from fgic.data.loading import make_loader
 from fgic.models.base import model_outputs
 
 
@@ -57,7 +58,7 @@ class TrainConfig:
     accelerator: str = "auto"  # "cpu" | "cuda" | "auto"
     devices: int = 1  # processes / GPUs
     strategy: str = "auto"  # "auto" | "ddp" | "ddp_spawn"
-    num_workers: int = 0  # data-loader workers per process
+    num_workers: int | str = 0  # data-loader workers per process; "auto": available cores - 1
     eval_every: int = 1  # evaluate val/test every n epochs (and always after the last)
     eval_test: bool = True  # also evaluate the test split during training (for the curves)
     seed: int = 0  # seeds model init and every per-epoch random stream
@@ -486,23 +487,17 @@ def _fit(
     sampler = DistributedSampler(train_ds, fabric.world_size, fabric.global_rank, shuffle=True, seed=cfg.seed)
     # Loaders are not wrapped by Fabric: its wrapper calls sampler.set_epoch() with its own counter,
     # which restarts at 0 on resume. Batches are moved to the device in the loops instead.
-    pin = fabric.device.type == "cuda"
-    train_loader = DataLoader(
-        train_ds,
-        cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.num_workers,
-        drop_last=len(train_ds) > cfg.batch_size,
-        pin_memory=pin,
-    )
+    # fgic.data.loading: workers ("auto": from the cores), persistent workers, pinned memory on CUDA
+    loader_kw = dict(num_workers=cfg.num_workers, device=fabric.device)
+    drop = len(train_ds) > cfg.batch_size
+    train_loader = make_loader(train_ds, cfg.batch_size, sampler=sampler, drop_last=drop, **loader_kw)
     eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
     eval_loaders = {
-        split: DataLoader(
+        split: make_loader(
             ds,
             eval_bs,
             sampler=DistributedSampler(ds, fabric.world_size, fabric.global_rank, shuffle=False),
-            num_workers=cfg.num_workers,
-            pin_memory=pin,
+            **loader_kw,
         )
         for split, ds in (("val", val_ds), ("test", test_ds if cfg.eval_test else None))
         if ds is not None and len(ds) > 0

@@ -10,6 +10,7 @@ from fgic.engine import TrainConfig
 from fgic.experiments import acanet as ex
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
+from fgic.nn.fcsa import FCSA
 from fgic.runs import RunSpec
 
 
@@ -38,7 +39,8 @@ def test_specs_build_for_every_profile(profile):
     # the ablation: every model x loss x seed, and seeds differ only in the training seed
     t4 = ex.table4_specs(S)
     assert len(t4) == len(S["table4"]["models"]) * len(S["table4"]["losses"]) * len(S["table4"]["seeds"]) * len(
-        S["table4"]["datasets"])
+        S["table4"]["datasets"]
+    )
     assert {"acanet18", "acanet18_no_accb", "acanet18_plain"} <= set(S["table4"]["models"])
     assert {"ce", "mc"} <= set(S["table4"]["losses"])
     if profile != "paper":
@@ -120,12 +122,27 @@ def test_comparison_table_puts_ours_only_where_a_run_exists():
     assert ours.notna().sum() == 1
 
 
-def test_fcsa_attention_flops_closed_form():
+def test_fcsa_window_flops_closed_form():
     # width 8, FCSA in stage 4 only, 3x3 window, 32 px: stage 4 reads a 2x2 map (stride 2 -> 1x1, all 9
     # offsets possible) then a 1x1 map (only the centre offset); C = 64: 4*64*9 + 4*64*1
     m = create_model("acanet18", 4, width=8, kernel_att=3, fcsa_stages=[4])
-    assert ex.fcsa_attention_flops(m, (3, 32, 32)) == 4 * 64 * 9 + 4 * 64 * 1
-    assert ex.fcsa_attention_flops(create_model("acanet18_plain", 4, width=8), (3, 32, 32)) == 0
+    assert ex.fcsa_window_flops(m, (3, 32, 32)) == 4 * 64 * 9 + 4 * 64 * 1
+    assert ex.fcsa_window_flops(create_model("acanet18_plain", 4, width=8), (3, 32, 32)) == 0
+
+
+def test_fcsa_attention_is_counted_once():
+    # FCSA's attention is a masked SDPA now: complexity() counts it (at least the window's products),
+    # so the separate count that notebook 01 adds to complexity() must be 0, not a second copy
+    from fgic.profile import complexity
+
+    kw = dict(width=8, kernel_att=3, fcsa_stages=[3, 4])
+    m, size = create_model("acanet18", 4, **kw), (3, 64, 64)
+    no_att = create_model("acanet18", 4, **kw)
+    for f in no_att.modules():
+        if isinstance(f, FCSA):
+            f._attend = lambda q, kv, s=f.stride: q[:, :, ::s, ::s]  # same shapes, no products
+    assert complexity(m, size)["flops"] - complexity(no_att, size)["flops"] >= ex.fcsa_window_flops(m, size) > 0
+    assert ex.fcsa_attention_flops(m, size) == 0
 
 
 @pytest.mark.parametrize("profile", ["default", "paper"])

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.io as tio
 from PIL import Image
 from torch.utils.data import Dataset
+
+from fgic.data.transforms import ImagePipeline, to_uint8_rgb
 
 SPLITS = ("train", "val", "trainval", "test")
 
@@ -78,6 +81,18 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
             f"cannot read image {path}: {type(e).__name__}: {e}. Expected a complete image file "
             "(JPEG, PNG, ...); replace or remove it from the data set."
         ) from e
+
+
+def read_rgb(path: str | os.PathLike) -> torch.Tensor:
+    """Any image file -> uint8 ``(3, H, W)`` tensor; JPEGs decoded by libjpeg-turbo, others by PIL."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\xff\xd8":  # JPEG
+        try:
+            return tio.decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=tio.ImageReadMode.RGB)
+        except RuntimeError:  # an unusual JPEG variant: PIL reads more of them
+            pass
+    return to_uint8_rgb(load_rgb(path))
 
 
 def stratified_split(targets: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -147,6 +162,8 @@ class ImageListDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
+        if isinstance(self.transform, ImagePipeline):  # it takes uint8 tensors: skip PIL, decode JPEGs fast
+            return self.transform(read_rgb(path)), label
         img = load_rgb(path)
         return (self.transform(img) if self.transform else img), label
 

@@ -1,8 +1,12 @@
 """Image transform presets, one per paper, built on ``torchvision.transforms.v2``.
 
-``build_transform(preset, train, image_size=None)`` returns a ``v2.Compose`` that accepts a PIL image
+``build_transform(preset, train, image_size=None)`` returns an ``ImagePipeline`` that accepts a PIL image
 or a uint8 ``(C, H, W)`` tensor (grayscale is repeated to RGB) and returns a float ``(3, H, W)``
-tensor normalised with the ImageNet mean and std. All resizes are to a square, as the papers state
+tensor normalised with the ImageNet mean and std. The preset's ``torchvision.transforms.v2`` steps
+(``.transforms``) run on uint8 (resizing 1 byte per value, before any float conversion), then one fused
+float conversion + normalisation; this is 2-3x cheaper per image than the same steps in a ``v2.Compose``
+with ``ToImage`` / ``ToDtype`` / ``Normalize`` (measured by ``python -m fgic bench loader``).
+All resizes are to a square, as the papers state
 ("resize to 224x224"). ``image_size`` replaces the paper's network input size for CPU profiles;
 the GHOLM pre-crop resize scales with it (510/448).
 
@@ -28,7 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -96,6 +102,40 @@ def list_presets() -> list[str]:
     return sorted(_PRESETS)
 
 
+def to_uint8_rgb(img) -> torch.Tensor:
+    """PIL image or (C, H, W) tensor -> plain uint8 (3, H, W) tensor (grayscale repeated, PIL converted)."""
+    if isinstance(img, Image.Image):
+        arr = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))  # (H, W, 3)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    if not isinstance(img, torch.Tensor) or img.ndim != 3:
+        raise TypeError(f"expected a PIL image or a (C, H, W) tensor, got {type(img).__name__}")
+    x = img.as_subclass(torch.Tensor)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"expected a uint8 image tensor, got {x.dtype}")
+    return x.expand(3, -1, -1) if x.shape[0] == 1 else x
+
+
+class ImagePipeline:
+    """uint8 RGB conversion -> the preset's v2 steps on uint8 -> fused float conversion + normalisation."""
+
+    def __init__(self, transforms: list, mean: tuple[float, ...], std: tuple[float, ...]):
+        self.transforms = list(transforms)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self._shift = torch.tensor(mean).view(3, 1, 1) * 255  # x / 255 - mean = (x - 255 mean) / 255
+        self._scale = 1.0 / (torch.tensor(std).view(3, 1, 1) * 255)
+
+    def __call__(self, img) -> torch.Tensor:  # -> (3, S, S) float32
+        x = to_uint8_rgb(img)  # (3, H, W) uint8
+        for t in self.transforms:
+            x = t(x)
+        return x.as_subclass(torch.Tensor).to(torch.float32).sub_(self._shift).mul_(self._scale)
+
+    def __repr__(self) -> str:
+        steps = "".join(f"\n    {t}" for t in self.transforms)
+        return f"ImagePipeline(uint8 RGB{steps}\n    float32 normalise(mean={self.mean}, std={self.std}))"
+
+
 def build_transform(
     preset: str,
     train: bool,
@@ -103,7 +143,7 @@ def build_transform(
     dogs: bool = False,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
-) -> v2.Compose:
+) -> ImagePipeline:
     """PIL image or uint8 tensor -> normalised float ``(3, S, S)`` tensor, with ``preset``'s augmentation.
 
     ``image_size`` overrides the paper's input size ``S`` (for ``gholm`` the crop size; the resize
@@ -116,11 +156,7 @@ def build_transform(
     if dogs and preset != "gholm":
         raise ValueError("dogs=True only applies to the 'gholm' preset")
     steps = _PRESETS[preset](train, image_size, dogs=True) if dogs else _PRESETS[preset](train, image_size)
-    return v2.Compose(
-        [v2.ToImage(), v2.RGB()]  # PIL or tensor -> uint8 image, 3 channels
-        + steps
-        + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
-    )
+    return ImagePipeline(steps, mean, std)
 
 
 def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

@@ -197,26 +197,48 @@ def wide(df, index=("model", "loss")):
     return out.drop(columns=empty)  # a "run" column with no run in it says nothing
 
 
-def fcsa_attention_flops(model, input_size=(3, 224, 224)) -> int:
-    """FLOPs (2 x MACs) of the windowed attention products inside every FCSA of ``model``, one image.
+def fcsa_window_flops(model, input_size=(3, 224, 224)) -> int:
+    """FLOPs (2 x MACs) of the windowed attention products of every FCSA in ``model``, one image.
 
-    ``fgic.profile.complexity`` counts convolutions and matrix products only; FCSA's q.k and attn.v over
-    its window are element-wise products and sums, so they are added here: per FCSA, 2 x (2 x C x n_off
-    x Ho x Wo), n_off = the window positions that can fall inside the input map (as ``FCSA.attention``).
+    The algorithm's count: per FCSA, 2 x (2 x C x n_off x Ho x Wo) for q.k and attn.v, n_off = the window
+    positions that can fall inside the input map.
     """
+    return _fcsa_attention_counts(model, input_size)[0]
+
+
+def fcsa_attention_flops(model, input_size=(3, 224, 224)) -> int:
+    """FLOPs of FCSA's windowed attention that ``fgic.profile.complexity`` does not already count.
+
+    ``complexity`` counts what FlopCounterMode sees. FCSA computes its local attention as one masked
+    scaled-dot-product attention over blocks of keys (``FCSA.attention``), which FlopCounterMode counts,
+    masked halo keys included, so this is ``max(0, window FLOPs - counted attention FLOPs)``: 0 for the
+    current FCSA. Kept so that ``complexity + this`` stays the total without double counting.
+    """
+    window, counted = _fcsa_attention_counts(model, input_size)
+    return max(0, window - counted)
+
+
+def _fcsa_attention_counts(model, input_size) -> tuple[int, int]:
+    """(analytic window FLOPs, FLOPs FlopCounterMode counts in ``FCSA.attention``) over every FCSA."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from fgic.nn.fcsa import FCSA
 
-    total = 0
+    window = counted = 0
 
     def hook(m, inputs, output):
-        nonlocal total
-        _, _, h, w = inputs[0].shape  # (B, Cin, H, W)
+        nonlocal window, counted
+        x = inputs[0]  # (B, Cin, H, W)
+        _, _, h, w = x.shape
         _, c, ho, wo = output.shape  # (B, C, Ho, Wo)
         r = m.kernel_att // 2
         n_off = (2 * min(r, h - 1) + 1) * (2 * min(r, w - 1) + 1)
-        total += 2 * 2 * c * n_off * ho * wo
+        window += 2 * 2 * c * n_off * ho * wo
+        q, k, v = (conv(x) for conv in (m.q, m.k, m.v))
+        with FlopCounterMode(display=False) as fc:
+            m.attention(q, k, v)
+        counted += int(fc.get_total_flops())
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FCSA)]
     was_training = model.training
@@ -229,4 +251,4 @@ def fcsa_attention_flops(model, input_size=(3, 224, 224)) -> int:
         model.train(was_training)
         for hnd in handles:
             hnd.remove()
-    return total
+    return window, counted

@@ -1,0 +1,64 @@
+"""ACANet with FCSA against ResNet18: fused inference and training-step time, side by side.
+
+``fcsa_infer_ratio`` = ACANet-18 (ACCB fused with ``reparameterize``, FCSA kept) inference time / ResNet18
+inference time, batch 8 at 224 px, eval mode, no grad (target <= 2.0; 7.4 with the former 49-offset
+loop). ``fcsa_train_ratio`` = the same for one training step (forward, cross-entropy, backward, SGD) of
+the unfused ACANet against ResNet18, batch 8 at 112 px (reported, no target). Blocks of steps alternate
+between the two models (``fgic.bench._timing``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fgic.bench._timing import alternate, fmt_ratio, ratio_stats
+from fgic.models import create_model, reparameterize
+
+TARGET = 2.0
+
+
+def _infer(model, x):
+    def step():
+        with torch.no_grad():
+            model(x)
+
+    return step
+
+
+def _train(model, x, y):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main(device: str = "cpu", tiny: bool = False) -> dict:
+    size, train_size, batch = (32, 32, 2) if tiny else (224, 112, 8)
+    steps, repeats = (1, 2) if tiny else (5, 5)
+    torch.manual_seed(0)
+    acanet = reparameterize(create_model("acanet18", 10).eval()).to(device)
+    resnet = create_model("resnet18", 10).eval().to(device)
+    x = torch.randn(batch, 3, size, size, device=device)  # (B, 3, H, W)
+    t = alternate({"acanet": _infer(acanet, x), "resnet": _infer(resnet, x)}, steps, repeats, 1, device)
+    infer = ratio_stats(t["acanet"], t["resnet"])
+
+    acanet_tr = create_model("acanet18", 10).train().to(device)
+    resnet_tr = create_model("resnet18", 10).train().to(device)
+    xt = torch.randn(batch, 3, train_size, train_size, device=device)
+    y = torch.arange(batch, device=device) % 10
+    tt = alternate({"acanet": _train(acanet_tr, xt, y), "resnet": _train(resnet_tr, xt, y)}, steps, repeats, 1, device)
+    train = ratio_stats(tt["acanet"], tt["resnet"])
+    print(f"FCSA benchmark on {device} ({torch.get_num_threads()} threads), batch {batch}")
+    ms = {k: 1e3 * min(v) for k, v in t.items()}
+    print(f"  inference at {size} px: ACANet fused {ms['acanet']:.1f} ms, ResNet18 {ms['resnet']:.1f} ms")
+    print("  " + fmt_ratio("fcsa_infer_ratio", infer, f"<= {TARGET}"))
+    ms = {k: 1e3 * min(v) for k, v in tt.items()}
+    print(f"  training step at {train_size} px: ACANet {ms['acanet']:.1f} ms, ResNet18 {ms['resnet']:.1f} ms")
+    print("  " + fmt_ratio("fcsa_train_ratio", train))
+    return {"fcsa_infer_ratio": infer["median"], "fcsa_train_ratio": train["median"], "infer": infer, "train": train}

@@ -1,0 +1,125 @@
+"""FCSA's vectorised (blocked) local attention against the offset-loop implementation it replaced."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fgic.nn.fcsa import FCSA
+
+
+def loop_attention(m: FCSA, q, k, v):
+    """The previous ``FCSA.attention``: one pass over the window offsets, keys as strided slices."""
+    B, C, H, W = q.shape
+    n, d, s, ka = m.num_heads, m.head_dim, m.stride, m.kernel_att
+    r = ka // 2
+    rh, rw = min(r, H - 1), min(r, W - 1)
+    q = q[:, :, ::s, ::s] * m.scale  # (B, C, Ho, Wo)
+    ho, wo = q.shape[-2:]
+    q = q.reshape(B, n, d, ho, wo)
+    offsets = [(dy, dx) for dy in range(-rh, rh + 1) for dx in range(-rw, rw + 1)]
+    idx = torch.tensor([(dy + r) * ka + dx + r for dy, dx in offsets])
+    inside = F.unfold(q.new_ones(1, 1, H, W), (2 * rh + 1, 2 * rw + 1), padding=(rh, rw), stride=s)
+    inside = inside.view(1, 1, -1, ho, wo)
+    kp, vp = F.pad(k, (rw, rw, rh, rh)), F.pad(v, (rw, rw, rh, rh))
+
+    def at(t, dy, dx):  # t at (s*i + dy, s*j + dx), (B, N, d, Ho, Wo)
+        t = t[:, :, rh + dy : rh + dy + s * (ho - 1) + 1 : s, rw + dx : rw + dx + s * (wo - 1) + 1 : s]
+        return t.reshape(B, n, d, ho, wo)
+
+    logits = torch.stack([(q * at(kp, dy, dx)).sum(2) for dy, dx in offsets], 2)  # (B, N, n_off, Ho, Wo)
+    logits = logits + m.rel_pos[:, idx].view(1, n, -1, 1, 1)
+    attn = logits.masked_fill(inside == 0, float("-inf")).softmax(dim=2)
+    out = sum(attn[:, :, i : i + 1] * at(vp, dy, dx) for i, (dy, dx) in enumerate(offsets))
+    return out.reshape(B, C, ho, wo)
+
+
+CASES = [  # (stride, heads, kernel_att, H, W, tile)
+    (1, 4, 7, 14, 14, 8),
+    (2, 4, 7, 14, 14, 8),
+    (1, 2, 7, 9, 13, 8),  # odd sizes, a partial tile
+    (2, 2, 7, 9, 13, 4),
+    (1, 1, 5, 3, 3, 8),  # map smaller than the window
+    (2, 8, 3, 7, 5, 2),
+    (1, 4, 7, 56, 56, 8),  # ACANet's first stage at 224 px
+]
+
+
+@pytest.mark.parametrize("stride,heads,ka,h,w,tile", CASES)
+def test_blocked_attention_equals_the_loop(stride, heads, ka, h, w, tile):
+    torch.manual_seed(h * 31 + w)
+    m = FCSA(8, 16, stride=stride, num_heads=heads, kernel_att=ka)
+    m.tile = tile
+    with torch.no_grad():
+        m.rel_pos.normal_()
+    q, k, v = (torch.randn(2, 16, h, w) for _ in range(3))  # (B, C, H, W)
+    new, old = m.attention(q, k, v), loop_attention(m, q, k, v)
+    assert new.shape == (2, 16, math.ceil(h / stride), math.ceil(w / stride))
+    torch.testing.assert_close(new, old, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_blocked_attention_gradients_equal_the_loop(stride):
+    torch.manual_seed(3)
+    m = FCSA(8, 8, stride=stride, num_heads=2, kernel_att=5)
+    m.tile = 4  # 9 x 11 map: partial tiles whose padded queries see no key
+    with torch.no_grad():
+        m.rel_pos.normal_()
+    inputs = [torch.randn(2, 8, 9, 11, requires_grad=True) for _ in range(3)]
+    g = torch.randn(2, 8, math.ceil(9 / stride), math.ceil(11 / stride))
+    grads = []
+    for fn in (m.attention, lambda *a: loop_attention(m, *a)):
+        for t in [*inputs, m.rel_pos]:
+            t.grad = None
+        (fn(*inputs) * g).sum().backward()
+        grads.append([t.grad.clone() for t in [*inputs, m.rel_pos]])
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_whole_module_matches_the_loop_form():
+    torch.manual_seed(4)
+    m = FCSA(16, 32, stride=2, num_heads=4).eval()
+    x = torch.randn(2, 16, 15, 15)  # (B, Cin, H, W)
+    q, k, v = m.q(x), m.k(x), m.v(x)
+    ref = m.alpha * loop_attention(m, q, k, v) + m.beta * m.convolution(torch.cat([q, k, v], 1))
+    torch.testing.assert_close(m(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_inference_mask_cache_follows_rel_pos():
+    torch.manual_seed(5)
+    m = FCSA(8, 8, stride=1, num_heads=2, kernel_att=5).eval()
+    x = torch.randn(1, 8, 9, 9)  # (B, Cin, H, W)
+    with torch.no_grad():
+        a = m(x)
+        m.rel_pos.normal_()  # an optimiser step changes rel_pos in place
+        b = m(x)
+    fresh = m(x)  # with autograd: the mask is rebuilt, not cached
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(b, fresh.detach())
+
+
+@pytest.mark.parametrize("stride,heads", [(1, 4), (2, 2), (2, 8)])
+def test_dense_conv_path_equals_the_shift_and_sum_form(stride, heads):
+    torch.manual_seed(6)
+    m = FCSA(6, 16, stride=stride, num_heads=heads)
+    with torch.no_grad():  # trained weights, not the shift initialisation
+        m.dep_conv.weight.normal_()
+        m.fc.weight.normal_()
+    x = torch.randn(2, 6, 11, 9)  # (B, Cin, H, W)
+    qkv = torch.cat([m.q(x), m.k(x), m.v(x)], 1)  # (B, 3C, H, W)
+    dense = F.conv2d(x, m.conv_weight(), stride=stride, padding=1)
+    torch.testing.assert_close(dense, m.convolution(qkv), atol=1e-4, rtol=1e-4)
+
+
+def test_inference_mask_cache_follows_the_tile():
+    torch.manual_seed(7)
+    m = FCSA(8, 8, stride=1, num_heads=2, kernel_att=5).eval()
+    x = torch.randn(1, 8, 9, 9)  # (B, Cin, H, W)
+    with torch.no_grad():
+        a = m(x)
+        m.tile = 4
+        b = m(x)  # a cached mask of tile 8 would not fit
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
