@@ -81,6 +81,8 @@ class TrainConfig:
                     nullable = " or None" if kind == "bool|None" else ""
                     raise ConfigError(f"TrainConfig.{f.name}={v!r} must be true or false{nullable}")
                 continue
+            if f.name == "num_workers" and v == "auto":  # available cores - 1 (fgic.data.loading.resolve_workers)
+                continue
             if kind == "milestones":
                 if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v):
                     raise ConfigError(f"TrainConfig.milestones={list(v)!r} must be a list of epoch numbers >= 1")

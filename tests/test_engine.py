@@ -255,3 +255,12 @@ def test_loss_parameters_get_their_documented_weight_decay():
         tiny_net(), create_loss("center", 3, 8), blobs(), cfg=TrainConfig(epochs=1, batch_size=8, **CPU), progress=False
     )
     assert res["loss_weight_decay"] == 0.0
+
+
+def test_num_workers_auto_is_a_valid_setting_and_other_strings_are_not():
+    """The paper profiles ask for num_workers: auto (cores - 1); any other string is a clear error."""
+    from fgic.engine import ConfigError
+
+    assert TrainConfig(num_workers="auto").num_workers == "auto"
+    with pytest.raises(ConfigError, match="num_workers"):
+        TrainConfig(num_workers="many")
