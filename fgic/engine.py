@@ -492,7 +492,7 @@ def _fit(
     # fgic.data.loading: workers ("auto": from the cores), persistent workers, pinned memory on CUDA
     loader_kw = dict(num_workers=cfg.num_workers, device=fabric.device)
     drop = len(train_ds) > cfg.batch_size
-    train_loader = make_loader(train_ds, cfg.batch_size, sampler=sampler, drop_last=drop, **loader_kw)
+    train_loader = make_loader(train_ds, cfg.batch_size, sampler=sampler, drop_last=drop, seed=cfg.seed, **loader_kw)
     eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
     eval_loaders = {
         split: make_loader(

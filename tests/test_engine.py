@@ -109,9 +109,10 @@ def test_nan_guard_stops_with_clear_message():
         fit(tiny_net(), NaNLoss(), blobs(), cfg=TrainConfig(epochs=2, batch_size=8, **CPU), progress=False)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2], ids=["no-workers", "2-persistent-workers"])
+def test_resume_is_exact(tmp_path, workers):
     ds = NoisyFlip(blobs(n=40))
-    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.05, **CPU)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.05, num_workers=workers, **CPU)
 
     def run(ckpt, stop=None):
         torch.manual_seed(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,44 @@ def resolve_workers(num_workers: int | str) -> int:
     return n
 
 
+class EpochTagged(Sampler):
+    """Yields ``(epoch, index)`` from ``sampler`` (its ``epoch`` attribute, set by ``set_epoch``)."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = int(getattr(self.sampler, "epoch", 0))
+        return ((epoch, int(i)) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class SeededItems(Dataset):
+    """``ds[i]`` with every random stream seeded from ``(seed, epoch, i)`` first.
+
+    Persistent workers are seeded once per run, so their augmentation streams would not restart at an
+    epoch boundary and a resumed run would draw other augmentations than an uninterrupted one. Seeding
+    per item makes each image's augmentation a function of (seed, epoch, index) alone: the same for any
+    number of workers, persistent or not, and across a resume.
+    """
+
+    def __init__(self, ds: Dataset, seed: int):
+        self.ds, self.seed = ds, seed
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, i = key
+        s = (self.seed * 1_000_003 + epoch * 7_919 + i * 104_729) % (2**31)
+        torch.manual_seed(s)
+        np.random.seed(s)
+        random.seed(s)
+        return self.ds[i]
+
+
 def make_loader(
     ds: Dataset,
     batch_size: int,
@@ -58,10 +97,22 @@ def make_loader(
     drop_last: bool = False,
     prefetch_factor: int = 4,
     collate_fn=None,
+    seed: int | None = None,
 ) -> DataLoader:
-    """A ``DataLoader`` set up for throughput: workers from the cores, persistent, pinned on CUDA."""
+    """A ``DataLoader`` set up for throughput: workers from the cores, persistent, pinned on CUDA.
+
+    ``seed`` (training loaders, with a ``sampler`` that has ``set_epoch``): with workers, every item's
+    random streams are seeded from ``(seed, epoch, index)`` (``SeededItems``), so augmentation does not
+    depend on the workers and a resumed run is exact. Without workers the main process's per-epoch seeding
+    (``fgic.engine.seed_epoch``) already does that, and nothing is wrapped.
+    """
     workers = resolve_workers(num_workers)
     kw = dict(persistent_workers=True, prefetch_factor=prefetch_factor) if workers > 0 else {}
+    if workers > 0 and seed is not None and sampler is not None:
+        ds, sampler = SeededItems(ds, seed), EpochTagged(sampler)
+        # the workers' base seed is drawn once (persistent workers) from this generator, not from the
+        # global stream, which would then be one draw off in the first epoch after a resume
+        kw["generator"] = torch.Generator().manual_seed(seed)
     return DataLoader(
         ds,
         batch_size,
