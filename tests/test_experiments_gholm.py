@@ -197,3 +197,10 @@ def test_logit_modes_and_coverage_on_a_tiny_model():
     assert (cov["crop: part_centres_in"] >= cov["crop: all_part_centres_in"]).all()
     fig, views = ex.branch_figure(model, torch.stack([ds[i][0] for i in range(2)]), titles=["a", "b"])
     assert views["crops"].shape == (2, 3, 32, 32) and len(fig.axes) == 8
+
+
+def test_measure_cost_passes_its_step_counts_to_the_bench():
+    """Notebook 04's cost cell: the bench's step / block counts come from the settings (broke once)."""
+    cost = ex.measure_cost("cpu", iters=1, warmup=0, repeats=2)
+    assert (cost["steps"], cost["repeats"]) == (1, 2)
+    assert cost["ratio"] > 0 and cost["three_branch_step_s"] > 0

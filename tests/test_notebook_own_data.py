@@ -65,7 +65,7 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
     rec = json.loads(records[0].read_text())
     assert rec["status"] == "finished" and rec["params"]["dataset"] == "folder"
     assert rec["params"]["data_kw"]["root"] == str(data) and rec["num_classes"] == len(CLASSES)
-    assert (tmp_path / "figures" / "00_baseline_gradcam.png").is_file()
+    assert (tmp_path / "figures" / "smoke" / "00_baseline_gradcam.png").is_file()  # non-default profiles: a subfolder
 
 
 @pytest.mark.slow

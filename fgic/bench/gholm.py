@@ -42,7 +42,14 @@ def _sgd(model):
     return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)  # section 4.2
 
 
-def main(device: str = "cpu", tiny: bool = False) -> dict:
+def main(
+    device: str = "cpu",
+    tiny: bool = False,
+    steps: int | None = None,
+    repeats: int | None = None,
+    warmup: int | None = None,
+) -> dict:
+    """Three-branch / one-branch step time; ``steps`` per block, ``repeats`` alternating blocks, ``warmup`` steps."""
     dev = torch.device(device)
     torch.manual_seed(0)
     three = create_model("gholm_convnext_atto", NUM_CLASSES).to(dev).train()
@@ -51,7 +58,9 @@ def main(device: str = "cpu", tiny: bool = False) -> dict:
     single.train()
     x = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, device=dev)  # (B, 3, H, W)
     y = torch.arange(BATCH, device=dev) % NUM_CLASSES  # every class, most twice: SupCon has positives
-    steps, repeats, warmup = (1, 2, 1) if tiny else (STEPS, REPEATS, WARMUP)
+    d_steps, d_repeats, d_warmup = (1, 2, 1) if tiny else (STEPS, REPEATS, WARMUP)
+    steps, repeats = steps or d_steps, repeats or d_repeats
+    warmup = d_warmup if warmup is None else warmup
     t = alternate(
         {"single": _stepper(single, _sgd(single), x, y), "three": _stepper(three, _sgd(three), x, y)},
         steps,
@@ -66,6 +75,8 @@ def main(device: str = "cpu", tiny: bool = False) -> dict:
         "threads": torch.get_num_threads(),
         "image_size": IMAGE_SIZE,
         "batch": BATCH,
+        "steps": steps,
+        "repeats": repeats,
         "single_branch_step_s": t_single,
         "three_branch_step_s": t_three,
         "ratio": st["median"],

@@ -432,13 +432,11 @@ def branch_figure(model, images: torch.Tensor, titles=None, part_boxes=None, the
 
 
 # ------------------------------------------------------------------------------------------- cost
-def measure_cost(device: str = "cpu", iters: int | None = None, warmup: int | None = None) -> dict:
-    """``fgic.bench.gholm.main``: three-branch / one-branch training-step time, with fewer steps if asked."""
+def measure_cost(
+    device: str = "cpu", iters: int | None = None, warmup: int | None = None, repeats: int | None = None
+) -> dict:
+    """``fgic.bench.gholm.main``: three-branch / one-branch training-step time; ``iters`` timed steps per
+    block, ``repeats`` alternating blocks (the bench's defaults where None)."""
     from fgic.bench import gholm as bench
 
-    old = bench.ITERS, bench.WARMUP
-    bench.ITERS, bench.WARMUP = iters or bench.ITERS, bench.WARMUP if warmup is None else warmup
-    try:
-        return bench.main(device)
-    finally:
-        bench.ITERS, bench.WARMUP = old
+    return bench.main(device, steps=iters, repeats=repeats, warmup=warmup)

@@ -115,9 +115,10 @@ class FCSA(nn.Module):
 
         Without autograd (inference) it is cached per input size and ``rel_pos`` version.
         """
-        key = (H, W, self.tile, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
+        tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()  # export / compile: fake tensors, no cache
         cache = self.__dict__.setdefault("_mask_cache", {})
-        grad = torch.is_grad_enabled() and self.rel_pos.requires_grad
+        grad = tracing or (torch.is_grad_enabled() and self.rel_pos.requires_grad)
+        key = None if grad else (H, W, self.tile, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
         if not grad and key in cache:
             return cache[key]
         s, r, n = self.stride, self.kernel_att // 2, self.num_heads
