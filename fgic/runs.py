@@ -486,6 +486,8 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
         precision=result["precision"],
         world_size=result["world_size"],
         loss_weight_decay=result["loss_weight_decay"],
+        train_img_s=result["train_img_s"],  # training throughput (images / s), mean over epochs
+        peak_memory_mb=result["peak_memory_mb"],  # peak CUDA memory on a GPU, else the peak resident set size
         wall_time=wall0 + time.perf_counter() - t0,  # summed over resumes
     )
     if not result["finished"]:
