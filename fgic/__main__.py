@@ -17,6 +17,15 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain", action="store_true", help="retrain even where a finished run with the same parameters exists"
     )
     nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    nb.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting in every notebook (epochs=1, max_steps=20, limit_train=64, train.lr=0.01, "
+        "dataset=cub); repeatable; reaches the kernels as $FGIC_SET",
+    )
 
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
@@ -54,8 +63,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "run-notebooks":
         from fgic.notebooks import run_notebooks
+        from fgic.profiles import parse_overrides
 
-        results = run_notebooks(args.profile, args.names, retrain=args.retrain, timeout=args.timeout)
+        try:
+            parse_overrides(args.overrides)  # a malformed KEY=VALUE fails here, before any notebook starts
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        results = run_notebooks(
+            args.profile, args.names, retrain=args.retrain, timeout=args.timeout, overrides=args.overrides
+        )
         failed = [r for r in results if not r["ok"]]
         total = sum(r["seconds"] for r in results)
         print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed ({total:.0f} s, profile {args.profile})")

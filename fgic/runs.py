@@ -500,6 +500,37 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
     return rec
 
 
+def with_overrides(spec: RunSpec, overrides: str | list[str] | dict) -> RunSpec:
+    """``spec`` changed by overrides (as ``fgic.profiles.parse_overrides`` reads them; a new run_id):
+
+    a ``TrainConfig`` field (``epochs=1``, ``max_steps=20``, ``limit_train=64``) goes to ``train``;
+    ``image_size`` to ``transform_kw``; ``data_root`` to ``data_kw["root"]``; a RunSpec field (``dataset=cub``,
+    ``pretrained=false``) replaces it; ``model_kw.width=16`` (a dotted path) sets one key of a dict field.
+    """
+    from fgic.profiles import parse_overrides, train_keys
+
+    d = spec.to_dict()
+    names = {f.name for f in fields(RunSpec)}
+    for key, value in parse_overrides(overrides).items():
+        head, _, rest = key.partition(".")
+        if key in train_keys():
+            d["train"][key] = value
+        elif key == "image_size":
+            d["transform_kw"]["image_size"] = value
+        elif key == "data_root":
+            d["data_kw"]["root"] = str(value)
+        elif key in names:
+            d[key] = value
+        elif rest and isinstance(d.get(head), dict):
+            d[head][rest] = value
+        else:
+            raise RunSpecError(
+                f"unknown override {key!r} for a RunSpec: use a TrainConfig field, image_size, data_root, "
+                f"a RunSpec field {sorted(names)} or a dotted path into a dict field (model_kw.width)"
+            )
+    return RunSpec(**d)
+
+
 def summary(records: list[Record]):
     """One row per run: id, name, val / test top-1, epochs, wall time (a pandas DataFrame)."""
     import pandas as pd

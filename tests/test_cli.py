@@ -63,3 +63,14 @@ def test_list_names_registered_things(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "resnet18" in out and "ce" in out and "synthetic" in out and "engine" in out
+
+
+def test_run_notebooks_set_reaches_the_kernel_as_fgic_set(project):
+    from fgic.notebooks import run_notebooks
+
+    cell = "import os\nopen('set.txt', 'w').write(os.environ['FGIC_SET'])"
+    make_notebook(project / "notebooks" / "03_env.ipynb", [cell])
+    res = run_notebooks("smoke", ["03_env"], overrides=["epochs=1", "max_steps=20"])
+    assert res[0]["ok"], res
+    assert (project / "notebooks" / "set.txt").read_text() == "epochs=1;max_steps=20"
+    assert main(["run-notebooks", "03_env", "--set", "epochs"]) == 2  # malformed: refused before any notebook
