@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
         "dataset=cub); repeatable; reaches the kernels as $FGIC_SET",
     )
 
+    dr = sub.add_parser("dry-run", help="a few steps of every distinct spec of the paper grids (fgic.dryrun)")
+    dr.add_argument("names", nargs="*", help="notebook stems or prefixes; default: all")
+    dr.add_argument("--data", default="cub", help="registered data set used where a grid's own data set is absent")
+    dr.add_argument("--data-root", default=None, help="its root (default: $FGIC_DATA)")
+    dr.add_argument("--image-size", type=int, default=64, help="network input size of the dry run")
+    dr.add_argument("--full-size", action="store_true", help="keep the paper's full network widths (GPU)")
+    dr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
     be.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -79,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in failed:
             print(f"  FAILED {r['name']}: {r['error']}\n    see {r['output']}")
         return 1 if failed else 0
+    if args.cmd == "dry-run":
+        from fgic.dryrun import main as dry_main
+
+        return dry_main(args)
     if args.cmd == "bench":
         from fgic.bench import run_benchmark
 

@@ -472,6 +472,14 @@ def limit(ds: Dataset | None, n: int, seed: int) -> Dataset | None:
     return sub
 
 
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask: a container's or a Slurm job's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak memory of this process in MiB: CUDA memory allocated on a GPU, else the peak resident set size."""
     if device.type == "cuda":
@@ -520,11 +528,12 @@ def _fit(
     # Loaders are not wrapped by Fabric: its wrapper calls sampler.set_epoch() with its own counter,
     # which restarts at 0 on resume. Batches are moved to the device in the loops instead.
     pin = fabric.device.type == "cuda"
+    loader_workers = min(cfg.num_workers, available_cores())  # more workers than cores only thrash
     train_loader = DataLoader(
         train_ds,
         cfg.batch_size,
         sampler=sampler,
-        num_workers=cfg.num_workers,
+        num_workers=loader_workers,
         drop_last=len(train_ds) > cfg.batch_size,
         pin_memory=pin,
     )
@@ -534,7 +543,7 @@ def _fit(
             ds,
             eval_bs,
             sampler=DistributedSampler(ds, fabric.world_size, fabric.global_rank, shuffle=False),
-            num_workers=cfg.num_workers,
+            num_workers=loader_workers,
             pin_memory=pin,
         )
         for split, ds in (("val", val_ds), ("test", test_ds if cfg.eval_test else None))
