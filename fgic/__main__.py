@@ -26,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
         help="override a setting in every notebook (epochs=1, max_steps=20, limit_train=64, train.lr=0.01, "
         "dataset=cub); repeatable; reaches the kernels as $FGIC_SET",
     )
+    nb.add_argument("--dry-run", action="store_true", help="check the paper grids cheaply instead (see dry-run)")
+    nb.add_argument("--allow-cpu", action="store_true", help="let the paper profile train on a CPU (slow)")
+    nb.add_argument("--keep-going", action="store_true", help="a failing run does not stop the rest of its grid")
+    nb.add_argument(
+        "--executor", default="local", choices=["local", "slurm", "submitit-local"], help="where runs train"
+    )
+    nb.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs (--executor slurm)")
+    nb.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per Slurm job (default 1)")
+    nb.add_argument("--slurm-timeout-min", type=int, default=None, help="time limit per Slurm job in minutes")
 
     dr = sub.add_parser("dry-run", help="a few steps of every distinct spec of the paper grids (fgic.dryrun)")
     dr.add_argument("names", nargs="*", help="notebook stems or prefixes; default: all")
@@ -78,8 +87,26 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if args.dry_run:
+            from fgic.dryrun import main as dry_main
+
+            args.data, args.data_root, args.image_size, args.full_size = "cub", None, 64, False
+            return dry_main(args)
+        env = {
+            "FGIC_ALLOW_CPU": "1" if args.allow_cpu else None,
+            "FGIC_KEEP_GOING": "1" if args.keep_going else None,
+            "FGIC_EXECUTOR": None if args.executor == "local" else args.executor,
+            "FGIC_SLURM_PARTITION": args.slurm_partition,
+            "FGIC_SLURM_GPUS": args.slurm_gpus,
+            "FGIC_SLURM_TIMEOUT_MIN": args.slurm_timeout_min,
+        }
         results = run_notebooks(
-            args.profile, args.names, retrain=args.retrain, timeout=args.timeout, overrides=args.overrides
+            args.profile,
+            args.names,
+            retrain=args.retrain,
+            timeout=args.timeout,
+            overrides=args.overrides,
+            env={k: str(v) for k, v in env.items() if v is not None},
         )
         failed = [r for r in results if not r["ok"]]
         total = sum(r["seconds"] for r in results)
