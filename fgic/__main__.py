@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     dr.add_argument("--data-root", default=None, help="its root (default: $FGIC_DATA)")
     dr.add_argument("--image-size", type=int, default=64, help="network input size of the dry run")
     dr.add_argument("--full-size", action="store_true", help="keep the paper's full network widths (GPU)")
+    dr.add_argument("--every-pair", action="store_true", help="every model x loss pair, not each model and loss once")
     dr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     be = sub.add_parser("bench", help="run a benchmark and print its figures")

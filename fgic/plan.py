@@ -31,7 +31,7 @@ class PlanError(RuntimeError):
 
 
 def check_data(spec: RunSpec) -> str:
-    """ "" when ``spec``'s data set can be built, else the reason (the loader's message, which names the root)."""
+    """The empty string when the data set of ``spec`` can be built, else the reason (naming the root)."""
     from fgic.data import build_dataset
 
     if spec.dataset == "synthetic":
@@ -45,7 +45,7 @@ def check_data(spec: RunSpec) -> str:
 
 
 def check_weights(spec: RunSpec) -> str:
-    """ "" when ``spec`` asks for no pretrained weights or they can be had (local file, or an allowed download)."""
+    """The empty string when ``spec`` needs no pretrained weights or can have them (a local file or a download)."""
     from fgic.models import create_model
     from fgic.models.pretrained import PretrainedWeightsError, WeightsAvailable, probe_weights
 
