@@ -65,7 +65,7 @@ def timm_weights(arch: str, allow_download: bool | None = None) -> str | None:
         source = f"https://huggingface.co/{hub_id}/resolve/main/{_HUB_FILES[0]}" if hub_id else "timm's URL"
         raise PretrainedWeightsError(
             f"timm weights {full!r} (repository {hub_id or '-'}, tag {getattr(cfg, 'tag', None) or '-'}, file "
-            f"{_HUB_FILES[0]}) are not on this machine and downloads are disabled (FGIC_ALLOW_DOWNLOAD=0). "
+            f"{_HUB_FILES[0]}) are not in the local cache and downloads are disabled (FGIC_ALLOW_DOWNLOAD=0). "
             f"Download {source} elsewhere and put it at {own} (or into the Hugging Face cache, HF_HOME), "
             "or pass pretrained='path/to/file.safetensors|pth'."
         )
