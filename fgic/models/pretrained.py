@@ -93,9 +93,10 @@ def torchvision_state_dict(weights_enum, allow_download: bool | None = None) -> 
         allow_download = downloads_allowed()
     if not allow_download:
         raise PretrainedWeightsError(
-            f"pretrained weights {weights_enum} (file {name}) are in neither {weights_dir()} nor the torch hub "
-            f"cache ({cache}), and downloads are disabled (FGIC_ALLOW_DOWNLOAD=0). Download {url} on a machine "
-            f"with internet access and put it at {weights_dir() / name}, or pass pretrained='path/to/file.pth'."
+            f"pretrained weights {weights_enum} (file {name}) are not in the local cache (neither {weights_dir()} "
+            f"nor the torch hub cache {cache.parent}) and downloads are disabled (FGIC_ALLOW_DOWNLOAD=0). "
+            f"Download {url} on a machine with internet access and put it at {weights_dir() / name}, "
+            "or pass pretrained='path/to/file.pth'."
         )
     _found(f"download {url}")
     try:
