@@ -17,6 +17,33 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain", action="store_true", help="retrain even where a finished run with the same parameters exists"
     )
     nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    nb.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting in every notebook (epochs=1, max_steps=20, limit_train=64, train.lr=0.01, "
+        "dataset=cub); repeatable; reaches the kernels as $FGIC_SET",
+    )
+    nb.add_argument("--dry-run", action="store_true", help="check the paper grids cheaply instead (see dry-run)")
+    nb.add_argument("--allow-cpu", action="store_true", help="let the paper profile train on a CPU (slow)")
+    nb.add_argument("--keep-going", action="store_true", help="a failing run does not stop the rest of its grid")
+    nb.add_argument(
+        "--executor", default="local", choices=["local", "slurm", "submitit-local"], help="where runs train"
+    )
+    nb.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs (--executor slurm)")
+    nb.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per Slurm job (default 1)")
+    nb.add_argument("--slurm-timeout-min", type=int, default=None, help="time limit per Slurm job in minutes")
+
+    dr = sub.add_parser("dry-run", help="a few steps of every distinct spec of the paper grids (fgic.dryrun)")
+    dr.add_argument("names", nargs="*", help="notebook stems or prefixes; default: all")
+    dr.add_argument("--data", default="cub", help="registered data set used where a grid's own data set is absent")
+    dr.add_argument("--data-root", default=None, help="its root (default: $FGIC_DATA)")
+    dr.add_argument("--image-size", type=int, default=64, help="network input size of the dry run")
+    dr.add_argument("--full-size", action="store_true", help="keep the paper's full network widths (GPU)")
+    dr.add_argument("--every-pair", action="store_true", help="every model x loss pair, not each model and loss once")
+    dr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", help="benchmark name (see `python -m fgic list`)")
@@ -56,14 +83,44 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "run-notebooks":
         from fgic.notebooks import run_notebooks
+        from fgic.profiles import parse_overrides
 
-        results = run_notebooks(args.profile, args.names, retrain=args.retrain, timeout=args.timeout)
+        try:
+            parse_overrides(args.overrides)  # a malformed KEY=VALUE fails here, before any notebook starts
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            from fgic.dryrun import main as dry_main
+
+            args.data, args.data_root, args.image_size, args.full_size = "cub", None, 64, False
+            return dry_main(args)
+        env = {
+            "FGIC_ALLOW_CPU": "1" if args.allow_cpu else None,
+            "FGIC_KEEP_GOING": "1" if args.keep_going else None,
+            "FGIC_EXECUTOR": None if args.executor == "local" else args.executor,
+            "FGIC_SLURM_PARTITION": args.slurm_partition,
+            "FGIC_SLURM_GPUS": args.slurm_gpus,
+            "FGIC_SLURM_TIMEOUT_MIN": args.slurm_timeout_min,
+        }
+        results = run_notebooks(
+            args.profile,
+            args.names,
+            retrain=args.retrain,
+            timeout=args.timeout,
+            overrides=args.overrides,
+            env={k: str(v) for k, v in env.items() if v is not None},
+        )
         failed = [r for r in results if not r["ok"]]
         total = sum(r["seconds"] for r in results)
         print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed ({total:.0f} s, profile {args.profile})")
         for r in failed:
             print(f"  FAILED {r['name']}: {r['error']}\n    see {r['output']}")
         return 1 if failed else 0
+    if args.cmd == "dry-run":
+        from fgic.dryrun import main as dry_main
+
+        return dry_main(args)
     if args.cmd == "bench":
         from fgic.bench import run_benchmark
 

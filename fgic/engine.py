@@ -61,6 +61,9 @@ class TrainConfig:
     num_workers: int | str = 0  # data-loader workers per process; "auto": available cores - 1
     eval_every: int = 1  # evaluate val/test every n epochs (and always after the last)
     eval_test: bool = True  # also evaluate the test split during training (for the curves)
+    max_steps: int = 0  # training steps per epoch at most, 0 = all (quick checks: --set max_steps=20)
+    limit_train: int = 0  # train on a seeded random subset of this many images, 0 = all
+    limit_eval: int = 0  # evaluate on a fixed random subset of this many images per split, 0 = all
     seed: int = 0  # seeds model init and every per-epoch random stream
 
     def __post_init__(self) -> None:
@@ -161,6 +164,9 @@ _RANGES = {
     "num_workers": (int, 0, False),
     "eval_every": (int, 1, False),
     "eval_test": (bool, None, None),
+    "max_steps": (int, 0, False),
+    "limit_train": (int, 0, False),
+    "limit_eval": (int, 0, False),
     "seed": (int, 0, False),
 }
 
@@ -297,17 +303,23 @@ def make_fabric(cfg: TrainConfig):
 
 @torch.no_grad()
 def evaluate(fabric, module: nn.Module, loader: DataLoader, num_classes: int, channels_last: bool = False) -> dict:
-    """Top-1, per-class accuracy and confusion matrix over ``loader`` (gathered over processes)."""
+    """Top-1, top-5, per-class accuracy and confusion matrix over ``loader`` (gathered over processes)."""
     module.eval()
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=fabric.device)
+    top5 = torch.zeros((), dtype=torch.long, device=fabric.device)
+    k = min(5, num_classes)
     for x, y in loader:
         x, y = x.to(fabric.device, non_blocking=True), y.to(fabric.device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        pred = module(x).argmax(1)  # (B,)
+        logits = module(x)  # (B, K)
+        pred = logits.argmax(1)  # (B,)
         confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2)
+        top5 += (logits.topk(k, 1).indices == y[:, None]).any(1).sum()
     confusion = fabric.all_reduce(confusion, reduce_op="sum").view(num_classes, num_classes).cpu()
-    return confusion_metrics(confusion)
+    out = confusion_metrics(confusion)
+    out["top5"] = float(fabric.all_reduce(top5, reduce_op="sum")) / max(out["n"], 1)
+    return out
 
 
 def confusion_metrics(confusion: torch.Tensor) -> dict:
@@ -430,6 +442,8 @@ def fit(
     cfg.validate()  # fields may have been changed after construction
     if len(train_ds) == 0:
         raise ValueError("the training split is empty: no image to train on (check the data root and split)")
+    train_ds = limit(train_ds, cfg.limit_train, cfg.seed)
+    val_ds, test_ds = limit(val_ds, cfg.limit_eval, 0), limit(test_ds, cfg.limit_eval, 0)
     fabric = make_fabric(cfg)
     args = (
         model,
@@ -449,6 +463,25 @@ def fit(
         return fabric.launch(_fit, *args)
     fabric.launch()
     return _fit(fabric, *args)
+
+
+def limit(ds: Dataset | None, n: int, seed: int) -> Dataset | None:
+    """A seeded random subset of ``n`` images of ``ds`` (in their original order), or ``ds`` when ``n`` is 0 or more."""
+    if ds is None or n <= 0 or n >= len(ds):
+        return ds
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
+    sub = torch.utils.data.Subset(ds, idx)
+    sub.classes = getattr(ds, "classes", None)
+    return sub
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process in MiB: CUDA memory allocated on a GPU, else the peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _fit(
@@ -508,6 +541,7 @@ def _fit(
     t_run = time.perf_counter()
     last = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
     bar = tqdm(range(start_epoch, last), desc="epochs", disable=quiet, initial=start_epoch, total=cfg.epochs)
+    final: dict[str, dict] = {}  # full metrics of the last epoch: evaluated once, used by its row and the result
     for epoch in bar:
         seed_epoch(cfg.seed, epoch)
         sampler.set_epoch(epoch)
@@ -516,9 +550,12 @@ def _fit(
         set_lr(optimizer, lr_factor(cfg, epoch))
         row = _train_epoch(fabric, fmodule, optimizer, train_loader, cfg, epoch, channels_last, quiet)
         is_last = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_every == 0 or is_last:
+        if (epoch + 1) % cfg.eval_every == 0 or is_last:  # val and test alike
             for split, loader in eval_loaders.items():
-                row[f"{split}_acc"] = evaluate(fabric, fmodule, loader, num_classes, channels_last)["top1"]
+                m = evaluate(fabric, fmodule, loader, num_classes, channels_last)
+                row[f"{split}_acc"] = m["top1"]
+                if is_last:
+                    final[split] = m
         history.append(row)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("acc") or k == "train_loss"})
         if fabric.is_global_zero:
@@ -547,11 +584,17 @@ def _fit(
     if result["finished"]:
         metrics = {}
         for split, loader in eval_loaders.items():
-            m = evaluate(fabric, fmodule, loader, num_classes, channels_last)
-            metrics[f"{split}_top1"] = m["top1"]
+            if split not in final:  # resumed after the last epoch had been trained
+                final[split] = evaluate(fabric, fmodule, loader, num_classes, channels_last)
+            m = final[split]
+            metrics[f"{split}_top1"], metrics[f"{split}_top5"] = m["top1"], m["top5"]
             if split == "test" or "test" not in eval_loaders:
                 metrics.update(per_class_acc=m["per_class_acc"], confusion=m["confusion"])
         result["metrics"] = metrics
+    # measurements, not results: kept out of "metrics" so that a resumed run's metrics equal an uninterrupted one's
+    trained = [r["train_img_s"] for r in history if r.get("train_img_s")]
+    result["train_img_s"] = sum(trained) / len(trained) if trained else None  # mean over epochs, all processes
+    result["peak_memory_mb"] = peak_memory_mb(fabric.device)
     return result
 
 
@@ -588,6 +631,8 @@ def _train_epoch(
         for k, v in loss_parts(inner).items():
             parts_sum[k] = parts_sum.get(k, 0) + v.detach() * y.shape[0]
         seen += y.shape[0]
+        if cfg.max_steps and step + 1 >= cfg.max_steps:
+            break
     names = sorted(parts_sum)
     totals = fabric.all_reduce(
         torch.stack(
@@ -605,7 +650,8 @@ def _train_epoch(
         "train_acc": means[1],
         **{f"loss_{k}": m for k, m in zip(names, means[2:])},
         "lr": optimizer.param_groups[0]["lr"],
-        "seconds": time.perf_counter() - t0,
+        "seconds": (seconds := time.perf_counter() - t0),
+        "train_img_s": totals[2].item() / max(seconds, 1e-9),  # throughput over all processes
     }
 
 

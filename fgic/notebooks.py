@@ -39,9 +39,18 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
 
 
 def run_notebooks(
-    profile: str = "default", names: list[str] | None = None, retrain: bool = False, timeout: int | None = None
+    profile: str = "default",
+    names: list[str] | None = None,
+    retrain: bool = False,
+    timeout: int | None = None,
+    overrides: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[dict]:
-    """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output)."""
+    """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output).
+
+    ``overrides`` (``["epochs=1", "max_steps=20"]``) reach every notebook's ``fgic.profiles.settings`` through
+    ``$FGIC_SET`` in the kernel's environment (the notebooks are not edited); ``env`` adds more variables
+    (``FGIC_ALLOW_CPU``, ``FGIC_KEEP_GOING``, ``FGIC_EXECUTOR``, ``FGIC_SLURM_*``: read by ``train_many``)."""
     import papermill as pm
 
     from fgic.profiles import check_profile, parse_bool
@@ -56,6 +65,8 @@ def run_notebooks(
         "TQDM_DISABLE": "1",
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or tempfile.mkdtemp(prefix="fgic-mpl-"),
+        **({"FGIC_SET": ";".join(overrides)} if overrides else {}),
+        **(env or {}),
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits them

@@ -486,6 +486,8 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
         precision=result["precision"],
         world_size=result["world_size"],
         loss_weight_decay=result["loss_weight_decay"],
+        train_img_s=result["train_img_s"],  # training throughput (images / s), mean over epochs
+        peak_memory_mb=result["peak_memory_mb"],  # peak CUDA memory on a GPU, else the peak resident set size
         wall_time=wall0 + time.perf_counter() - t0,  # summed over resumes
     )
     if not result["finished"]:
@@ -496,6 +498,37 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
     save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict()}, d / "final.pt")
     _write_json(rec, d / "record.json")
     return rec
+
+
+def with_overrides(spec: RunSpec, overrides: str | list[str] | dict) -> RunSpec:
+    """``spec`` changed by overrides (as ``fgic.profiles.parse_overrides`` reads them; a new run_id):
+
+    a ``TrainConfig`` field (``epochs=1``, ``max_steps=20``, ``limit_train=64``) goes to ``train``;
+    ``image_size`` to ``transform_kw``; ``data_root`` to ``data_kw["root"]``; a RunSpec field (``dataset=cub``,
+    ``pretrained=false``) replaces it; ``model_kw.width=16`` (a dotted path) sets one key of a dict field.
+    """
+    from fgic.profiles import parse_overrides, train_keys
+
+    d = spec.to_dict()
+    names = {f.name for f in fields(RunSpec)}
+    for key, value in parse_overrides(overrides).items():
+        head, _, rest = key.partition(".")
+        if key in train_keys():
+            d["train"][key] = value
+        elif key == "image_size":
+            d["transform_kw"]["image_size"] = value
+        elif key == "data_root":
+            d["data_kw"]["root"] = str(value)
+        elif key in names:
+            d[key] = value
+        elif rest and isinstance(d.get(head), dict):
+            d[head][rest] = value
+        else:
+            raise RunSpecError(
+                f"unknown override {key!r} for a RunSpec: use a TrainConfig field, image_size, data_root, "
+                f"a RunSpec field {sorted(names)} or a dotted path into a dict field (model_kw.width)"
+            )
+    return RunSpec(**d)
 
 
 def summary(records: list[Record]):
@@ -528,6 +561,43 @@ def _train_in_worker(spec_dict: dict, group: str, name: str, retrain: bool, runs
     return train(RunSpec(**spec_dict), group=group, name=name, retrain=retrain, progress=False).run_id
 
 
+class GridError(RuntimeError):
+    """Runs of a grid failed; the message names each one and its error."""
+
+
+def make_executor(kind: str | None = None, folder: str | os.PathLike | None = None, **slurm):
+    """A ``concurrent.futures``-style executor for ``train_many``, by name: None / "" / "local" (train_many's own
+    process pool), "slurm" (``submitit.AutoExecutor``: one Slurm job per run) or "submitit-local" (submitit's
+    local executor: the same code path as Slurm, on this machine). Defaults from ``$FGIC_EXECUTOR``,
+    ``$FGIC_SLURM_PARTITION``, ``$FGIC_SLURM_GPUS`` (per job, 1), ``$FGIC_SLURM_TIMEOUT_MIN`` (per job, 2880).
+    ``slurm`` keywords go to ``update_parameters`` (``slurm_partition``, ``gpus_per_node``, ``timeout_min``, ...)."""
+    kind = kind if kind is not None else os.environ.get("FGIC_EXECUTOR", "")
+    if kind in ("", "local"):
+        return None
+    try:
+        import submitit
+    except ImportError as e:
+        raise ImportError(f"executor {kind!r} needs submitit: pip install submitit") from e
+    folder = Path(folder or runs_dir() / "_submitit")
+    if kind == "submitit-local":
+        ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=int(slurm.pop("timeout_min", 60)), **slurm)
+        return ex
+    if kind == "slurm":
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        params = {
+            "slurm_partition": os.environ.get("FGIC_SLURM_PARTITION") or None,
+            "gpus_per_node": int(os.environ.get("FGIC_SLURM_GPUS", "1")),
+            "timeout_min": int(os.environ.get("FGIC_SLURM_TIMEOUT_MIN", "2880")),
+            "tasks_per_node": 1,
+            "nodes": 1,
+            **slurm,
+        }
+        ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
+        return ex
+    raise ValueError(f"unknown executor {kind!r}: use 'local', 'slurm' or 'submitit-local'")
+
+
 def train_many(
     specs: list[RunSpec],
     group: str = "default",
@@ -535,37 +605,87 @@ def train_many(
     retrain: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    executor=None,
+    keep_going: bool | None = None,
+    allow_cpu: bool | None = None,
+    overrides: str | list[str] | dict | None = None,
+    plan: bool = True,
 ) -> list[Record]:
     """Train several specs (finished ones are reused) and return their records in order.
 
+    First the plan (``fgic.plan.make_plan``): every spec's data set and weights are checked up front (one
+    ``PlanError`` lists everything missing, before anything trains), then the runs to train / reuse, the device,
+    the workers and an estimated time are printed. ``plan=False`` skips it.
+
     ``workers`` > 1 trains that many runs side by side in spawned processes with
     ``torch.get_num_threads() // workers`` threads each: on a CPU, small networks train faster this way
-    than one run at a time with all threads. Default: 2 workers on a CPU with at least 2 threads, else 1.
+    than one run at a time with all threads. Default: 2 workers on a CPU with at least 2 threads, else 1;
+    never more than the available cores.
+
+    ``executor``: any object with ``submit(fn, *args)`` returning a future / job with ``result()`` (a
+    ``concurrent.futures`` executor, ``submitit.AutoExecutor`` for Slurm, ...), or a name for ``make_executor``
+    (default ``$FGIC_EXECUTOR``). Each run is one task; the per-run lock (``run_lock``) makes a second process
+    wait for a run another one is training, then reuse it, so several submitters may share one runs folder.
+
+    A failing run stops the grid (pending runs are cancelled) unless ``keep_going`` (``$FGIC_KEEP_GOING``):
+    then the other runs finish and one ``GridError`` lists the failures at the end.
+    ``overrides`` (``"epochs=1;max_steps=20"``): applied to every spec (``with_overrides``).
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from tqdm.auto import tqdm
 
+    from fgic.plan import available_cores, make_plan
+
     retrain = parse_bool(retrain, "retrain")
+    if keep_going is None:
+        keep_going = parse_bool(os.environ.get("FGIC_KEEP_GOING", "0"), "FGIC_KEEP_GOING")
+    if overrides:
+        specs = [with_overrides(s, overrides) for s in specs]
     names = names or [""] * len(specs)
+    if isinstance(executor, str) or executor is None:
+        executor = make_executor(executor)
     todo = [i for i, s in enumerate(specs) if retrain or find(s, group) is None]
     if workers is None:
         workers = 2 if not torch.cuda.is_available() and torch.get_num_threads() >= 2 else 1
-    workers = max(1, min(workers, len(todo)))
+    if executor is None:
+        workers = max(1, min(workers, len(todo), available_cores()))
+    if plan:
+        print(make_plan(specs, group, workers, retrain, names, allow_cpu, local=executor is None))
     quiet = not progress or os.environ.get("TQDM_DISABLE") == "1"
-    if workers == 1:
+    failures: list[str] = []
+    own_pool = executor is None and workers > 1 and len(todo) > 0
+    if executor is None and not own_pool:
         for i in tqdm(todo, desc="runs", disable=quiet):
-            train(specs[i], group, names[i], retrain, progress=False)
+            try:
+                train(specs[i], group, names[i], retrain, progress=False)
+            except Exception as e:
+                if not keep_going:
+                    raise
+                failures.append(f"{names[i] or specs[i].run_id}: {type(e).__name__}: {e}")
     elif todo:
         threads = max(1, torch.get_num_threads() // workers)
-        with ProcessPoolExecutor(
+        pool = executor or ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
-        ) as pool:
-            futures = [
-                pool.submit(_train_in_worker, specs[i].to_dict(), group, names[i], retrain, str(runs_dir()))
+        )
+        try:
+            jobs = [
+                (i, pool.submit(_train_in_worker, specs[i].to_dict(), group, names[i], retrain, str(runs_dir())))
                 for i in todo
             ]
-            for f in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=quiet):
-                f.result()  # re-raises a worker's error here
+            for n, (i, job) in enumerate(tqdm(jobs, desc="runs", disable=quiet)):
+                try:
+                    job.result()  # re-raises a worker's error here
+                except Exception as e:
+                    if not keep_going:
+                        for _, later in jobs[n + 1 :]:
+                            later.cancel()
+                        raise
+                    failures.append(f"{names[i] or specs[i].run_id}: {type(e).__name__}: {e}")
+        finally:
+            if own_pool:
+                pool.shutdown(wait=True, cancel_futures=True)
+    if failures:
+        raise GridError(f"{len(failures)} of {len(todo)} run(s) failed in runs/{group}:\n- " + "\n- ".join(failures))
     return [train(s, group, n, retrain=False, progress=False) for s, n in zip(specs, names)]

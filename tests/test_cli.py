@@ -63,3 +63,30 @@ def test_list_names_registered_things(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "resnet18" in out and "ce" in out and "synthetic" in out and "engine" in out
+
+
+def test_run_notebooks_set_reaches_the_kernel_as_fgic_set(project):
+    from fgic.notebooks import run_notebooks
+
+    cell = "import os\nopen('set.txt', 'w').write(os.environ['FGIC_SET'])"
+    make_notebook(project / "notebooks" / "03_env.ipynb", [cell])
+    res = run_notebooks("smoke", ["03_env"], overrides=["epochs=1", "max_steps=20"])
+    assert res[0]["ok"], res
+    assert (project / "notebooks" / "set.txt").read_text() == "epochs=1;max_steps=20"
+    assert main(["run-notebooks", "03_env", "--set", "epochs"]) == 2  # malformed: refused before any notebook
+
+
+def test_run_notebooks_flags_reach_train_many_through_the_environment(project):
+    keys = ["FGIC_SET", "FGIC_ALLOW_CPU", "FGIC_KEEP_GOING", "FGIC_EXECUTOR", "FGIC_SLURM_PARTITION"]
+    cell = f"import os, json\njson.dump({{k: os.environ.get(k) for k in {keys}}}, open('env.json', 'w'))"
+    make_notebook(project / "notebooks" / "03_env.ipynb", [cell])
+    argv = ["run-notebooks", "03_env", "--set", "epochs=1", "--allow-cpu", "--keep-going"]
+    assert main(argv + ["--executor", "slurm", "--slurm-partition", "gpu"]) == 0
+    got = json.loads((project / "notebooks" / "env.json").read_text())
+    assert got == {
+        "FGIC_SET": "epochs=1",
+        "FGIC_ALLOW_CPU": "1",
+        "FGIC_KEEP_GOING": "1",
+        "FGIC_EXECUTOR": "slurm",
+        "FGIC_SLURM_PARTITION": "gpu",
+    }

@@ -125,7 +125,7 @@ def test_resume_is_exact(tmp_path, workers):
     assert not part["finished"] and len(part["history"]) == 2
     resumed_model, resumed = run(tmp_path / "b.pt")  # a fresh model, continued from the checkpoint
     assert resumed["finished"]
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train_img_s")} for r in h]
     assert strip(resumed["history"]) == strip(full["history"])
     for (n, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.equal(a, b), n
@@ -265,3 +265,40 @@ def test_num_workers_auto_is_a_valid_setting_and_other_strings_are_not():
     assert TrainConfig(num_workers="auto").num_workers == "auto"
     with pytest.raises(ConfigError, match="num_workers"):
         TrainConfig(num_workers="many")
+
+
+def test_eval_every_applies_to_val_and_test_and_the_final_evaluation_runs_once(monkeypatch):
+    import fgic.engine as engine
+
+    calls = []
+    real = engine.evaluate
+    monkeypatch.setattr(engine, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ds = blobs()
+    cfg = TrainConfig(epochs=4, batch_size=8, eval_every=2, **CPU)
+    res = fit(tiny_net(), create_loss("ce", 3), ds, ds, ds, cfg, progress=False)
+    evaluated = [r["epoch"] for r in res["history"] if "test_acc" in r]
+    assert evaluated == [r["epoch"] for r in res["history"] if "val_acc" in r] == [2, 4]
+    assert len(calls) == 4  # 2 evaluations x (val, test): the last epoch's serve the final metrics
+    assert res["metrics"]["test_top1"] == res["history"][-1]["test_acc"]
+
+
+def test_final_metrics_have_top5_throughput_and_peak_memory():
+    ds = blobs(n=60)  # 3 classes seen, 6 outputs: top-5 is a real choice
+    cfg = TrainConfig(epochs=1, batch_size=8, **CPU)
+    res = fit(tiny_net(6), create_loss("ce", 6), ds, None, ds, cfg, progress=False)
+    m = res["metrics"]
+    assert m["test_top1"] <= m["test_top5"] <= 1.0 and m["test_top5"] > 0
+    assert res["train_img_s"] > 0 and res["history"][0]["train_img_s"] > 0
+    assert res["peak_memory_mb"] > 10  # a Python process with torch holds more than 10 MiB
+
+
+def test_max_steps_and_limits_shrink_an_epoch():
+    ds = blobs(n=60)
+    cfg = TrainConfig(epochs=1, batch_size=4, max_steps=2, limit_eval=10, **CPU)
+    res = fit(tiny_net(), create_loss("ce", 3), ds, None, ds, cfg, progress=False)
+    assert sum(map(sum, res["metrics"]["confusion"])) == 10
+    seen = res["history"][0]["train_img_s"] * res["history"][0]["seconds"]
+    assert seen == pytest.approx(8, rel=1e-6)  # 2 steps of 4 images
+    cfg = TrainConfig(epochs=1, batch_size=100, limit_train=12, **CPU)
+    res = fit(tiny_net(), create_loss("ce", 3), ds, None, None, cfg, progress=False)
+    assert res["history"][0]["train_img_s"] * res["history"][0]["seconds"] == pytest.approx(12, rel=1e-6)

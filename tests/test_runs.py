@@ -57,12 +57,16 @@ def test_train_writes_a_full_record_then_reuses_it(runs_root, monkeypatch):
         "started",
         "last_epoch",
         "loss_weight_decay",
+        "train_img_s",
+        "peak_memory_mb",
     ):
         assert key in on_disk, key
     assert on_disk["status"] == "finished" and len(on_disk["history"]) == 2 and on_disk["last_epoch"] == 2
     assert on_disk["loss_weight_decay"] == 5e-4  # cross-entropy has no parameters: the model's decay
     assert on_disk["sizes"]["val"] > 0 and on_disk["sizes"]["test"] == 3 * 4
     assert 0.0 <= on_disk["metrics"]["test_top1"] <= 1.0 and "val_top1" in on_disk["metrics"]
+    assert on_disk["metrics"]["test_top1"] <= on_disk["metrics"]["test_top5"] and "val_top5" in on_disk["metrics"]
+    assert on_disk["train_img_s"] > 0 and on_disk["peak_memory_mb"] > 0
     assert on_disk["versions"]["torch"] == torch.__version__
 
     def boom(*a, **k):
@@ -90,7 +94,7 @@ def test_interrupted_run_resumes_to_the_same_result(runs_root):
     assert part["status"] == "interrupted" and runs.find(s, "part") is None
     resumed = runs.train(s, group="part", progress=False)
     assert resumed["status"] == "finished"
-    drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train_img_s")} for r in h]
     assert drop(resumed.history) == drop(full.history)
     assert resumed.metrics["test_top1"] == full.metrics["test_top1"]
 

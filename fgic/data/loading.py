@@ -31,11 +31,11 @@ __all__ = ["read_rgb", "make_loader", "resolve_workers", "available_cores", "Res
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's count)."""
+    """CPU cores this process may run on (its affinity mask: a container's or a Slurm job's share)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
 
 
 def resolve_workers(num_workers: int | str) -> int:
@@ -45,7 +45,7 @@ def resolve_workers(num_workers: int | str) -> int:
     n = int(num_workers)
     if n < 0:
         raise ValueError(f"num_workers must be >= 0 or 'auto', got {num_workers!r}")
-    return n
+    return min(n, available_cores())  # more workers than cores only thrash (8 asked on 2 cores: 2)
 
 
 class EpochTagged(Sampler):

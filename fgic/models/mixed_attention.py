@@ -68,6 +68,10 @@ def vgg16bn_trunk(width: int = 64, pretrained: bool | str = False) -> nn.Sequent
     """torchvision VGG16-BN ``features`` (13 conv-BN-ReLU, 5 max-pools, stride 32), widths x width/64."""
     if pretrained is True and width != 64:
         raise ValueError("pretrained=True needs the VGG16-BN shape: width=64")
+    sd = None  # looked up first: missing weights fail at once, before the network is built
+    if pretrained:
+        sd = load_state_dict_file(pretrained) if isinstance(pretrained, str) else torchvision_state_dict(
+            tvm.VGG16_BN_Weights.IMAGENET1K_V1)
     cfg = [v if v == "M" else v * width // 64 for v in cfgs["D"]]
     trunk = make_layers(cfg, batch_norm=True)
     for m in trunk.modules():  # torchvision VGG's init
@@ -77,9 +81,7 @@ def vgg16bn_trunk(width: int = 64, pretrained: bool | str = False) -> nn.Sequent
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    if pretrained:
-        sd = load_state_dict_file(pretrained) if isinstance(pretrained, str) else torchvision_state_dict(
-            tvm.VGG16_BN_Weights.IMAGENET1K_V1)
+    if sd is not None:
         if any(k.startswith("features.") for k in sd):  # a full VGG state dict: keep the trunk part
             sd = {k.removeprefix("features."): v for k, v in sd.items() if k.startswith("features.")}
         load_trunk_weights(trunk, sd)

@@ -114,6 +114,11 @@ def attention_resnet_trunk(
     """Bottleneck ResNet trunk (stem + layer1..4, stride 32) named like torchvision's, attention per block."""
     if pretrained is True and (tuple(layers) != RESNET50_LAYERS or width != 64):
         raise ValueError("pretrained=True needs the ResNet50 shape: layers=(3, 4, 6, 3), width=64")
+    sd = None  # looked up first: missing weights fail at once, before the network is built
+    if pretrained:
+        is_file = isinstance(pretrained, str)
+        sd = load_state_dict_file(pretrained) if is_file else torchvision_state_dict(
+            tvm.ResNet50_Weights.IMAGENET1K_V1)
     stem = [("conv1", nn.Conv2d(3, width, 7, 2, 3, bias=False)), ("bn1", nn.BatchNorm2d(width)),
             ("relu", nn.ReLU(inplace=True)), ("maxpool", nn.MaxPool2d(3, 2, 1))]
     stages, inplanes = [], width
@@ -136,10 +141,7 @@ def attention_resnet_trunk(
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    if pretrained:
-        is_file = isinstance(pretrained, str)
-        sd = load_state_dict_file(pretrained) if is_file else torchvision_state_dict(
-            tvm.ResNet50_Weights.IMAGENET1K_V1)
+    if sd is not None:
         load_trunk_weights(trunk, sd)
     return trunk
 

@@ -58,9 +58,11 @@ def resnet_trunk(arch: str, pretrained: bool | str = False, width: int = 64, **k
         net = _ScaledResNet(block, layers, width)
         del net.avgpool, net.fc
         return nn.Sequential(OrderedDict(net.named_children()))
-    net = getattr(tvm, arch)(weights=None, **kw)
+    sd = None  # looked up first: missing weights fail at once, before the network is built
     if pretrained:
         sd = load_state_dict_file(pretrained) if isinstance(pretrained, str) else torchvision_state_dict(_WEIGHTS[arch])
+    net = getattr(tvm, arch)(weights=None, **kw)
+    if sd is not None:
         load_into(net, sd, skip_prefixes=("fc.",))
     del net.avgpool, net.fc
     return nn.Sequential(OrderedDict(net.named_children()))

@@ -11,23 +11,30 @@ neither cached nor downloadable, raise ``PretrainedWeightsError`` naming what to
 
 from __future__ import annotations
 
-import os
-
 import timm
 import torch
 import torch.nn as nn
 
-from fgic.models.pretrained import PretrainedWeightsError, load_into, load_state_dict_file
+from fgic.models.pretrained import (
+    PretrainedWeightsError,
+    _found,
+    downloads_allowed,
+    load_into,
+    load_state_dict_file,
+    weights_dir,
+)
 from fgic.models.registry import register_model
 
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def timm_weights(arch: str, allow_download: bool | None = None) -> str | None:
-    """The cached weights file of timm's ``arch`` (``name[.tag]``), or None when downloading is allowed.
+    """The local weights file of timm's ``arch`` (``name[.tag]``), or None when downloading is allowed.
 
-    Raises ``PretrainedWeightsError`` for an unknown tag or for weights that are not cached while downloads
-    are disabled (``allow_download`` defaults to env ``FGIC_ALLOW_DOWNLOAD`` != "0").
+    Looks in ``weights_dir()`` (``<arch>.<tag>.safetensors`` / ``.pth`` / ``.bin``) and the Hugging Face cache.
+    Raises ``PretrainedWeightsError`` for an unknown tag or for weights that are not there while downloads
+    are disabled (``allow_download`` defaults to ``fgic.models.pretrained.downloads_allowed()``), without any
+    network access.
     """
     try:
         cfg = timm.models.get_pretrained_cfg(arch, allow_unregistered=False)
@@ -38,21 +45,31 @@ def timm_weights(arch: str, allow_download: bool | None = None) -> str | None:
     if cfg is None:
         raise PretrainedWeightsError(f"timm has no pretrained weights for {arch!r}")
     hub_id = getattr(cfg, "hf_hub_id", None)
+    full = f"{cfg.architecture}.{cfg.tag}" if getattr(cfg, "tag", None) else arch
+    own = weights_dir() / f"{full}.safetensors"
+    for path in (own, own.with_suffix(".pth"), own.with_suffix(".bin")):
+        if path.is_file():
+            _found(path)
+            return str(path)
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
 
         for name in _HUB_FILES:
-            path = try_to_load_from_cache(hub_id, name)
+            path = try_to_load_from_cache(hub_id, name)  # a local look-up only
             if isinstance(path, str):
+                _found(path)
                 return path
     if allow_download is None:
-        allow_download = os.environ.get("FGIC_ALLOW_DOWNLOAD", "1") != "0"
+        allow_download = downloads_allowed()
     if not allow_download:
+        source = f"https://huggingface.co/{hub_id}/resolve/main/{_HUB_FILES[0]}" if hub_id else "timm's URL"
         raise PretrainedWeightsError(
-            f"timm weights {arch!r} (Hugging Face {hub_id}) are not in the local cache and downloads are "
-            "disabled (FGIC_ALLOW_DOWNLOAD=0). Fetch them on a machine with internet access into the Hugging "
-            "Face cache (HF_HOME), or pass pretrained='path/to/file.safetensors|pth'."
+            f"timm weights {full!r} (repository {hub_id or '-'}, tag {getattr(cfg, 'tag', None) or '-'}, file "
+            f"{_HUB_FILES[0]}) are not in the local cache and downloads are disabled (FGIC_ALLOW_DOWNLOAD=0). "
+            f"Download {source} elsewhere and put it at {own} (or into the Hugging Face cache, HF_HOME), "
+            "or pass pretrained='path/to/file.safetensors|pth'."
         )
+    _found(f"download {hub_id or arch}")
     return None
 
 

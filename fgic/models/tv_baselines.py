@@ -55,9 +55,10 @@ def _state_dict(arch: str, pretrained: bool | str) -> dict:
 
 def tv_net(arch: str, pretrained: bool | str, skip: tuple[str, ...], **kw) -> nn.Module:
     """A torchvision model (random init), then pretrained weights (cache or file) loaded except ``skip``."""
+    sd = _state_dict(arch, pretrained) if pretrained else None  # first: missing weights fail before the build
     net = getattr(tvm, arch)(weights=None, **kw)
-    if pretrained:
-        sd = {_DENSENET_OLD_KEY.sub(r"\1\2", k): v for k, v in _state_dict(arch, pretrained).items()}
+    if sd is not None:
+        sd = {_DENSENET_OLD_KEY.sub(r"\1\2", k): v for k, v in sd.items()}
         load_into(net, sd, skip_prefixes=skip)
     return net
 
