@@ -78,7 +78,8 @@ def test_dataset_uses_the_fast_decoder_only_for_pipelines(tmp_path):
 
 def test_workers_from_the_cores():
     assert resolve_workers("auto") == max(0, available_cores() - 1) == resolve_workers(-1)
-    assert resolve_workers(3) == 3
+    assert resolve_workers(1) == 1
+    assert resolve_workers(1000) == available_cores()  # never more workers than cores (issue 13)
     with pytest.raises(ValueError, match="num_workers"):
         resolve_workers(-2)
 
