@@ -148,7 +148,8 @@ JS_MATH = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const w = window.jupyterapp.shell.currentWidget;
   const sources = w.content.widgets.filter(c => c.model.type === 'markdown').map(c => c.model.sharedModel.source);
-  const wanted = sources.filter(s => /\\$[^$]+\\$/.test(s)).length;
+  const prose = sources.map(s => s.replace(/```[\\s\\S]*?```/g, '').replace(/`[^`]*`/g, ''));  // code is not math
+  const wanted = prose.filter(s => /\\$[^$]+\\$/.test(s)).length;
   return {cells_with_math: wanted, rendered: panel.querySelectorAll('mjx-container').length};
 }"""
 JS_TEXT = "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').innerText"
