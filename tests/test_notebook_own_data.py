@@ -32,7 +32,8 @@ def outputs(nb: dict) -> str:
     )
 
 
-def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
+def run_on_folder_tree(nb: Path, tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """Execute ``nb`` in the smoke profile with ``DATASET="folder"`` on a fresh tree; (data root, output notebook)."""
     pm = pytest.importorskip("papermill")
     data = tmp_path / "data"
     write_tree(data)
@@ -41,21 +42,26 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
         "FGIC_FIGURES": tmp_path / "figures",
         "FGIC_PROFILE": "smoke",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "TQDM_DISABLE": "1",
+        "MPLBACKEND": "Agg",
     }.items():
         monkeypatch.setenv(k, str(v))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    out = tmp_path / "00.ipynb"
+    out = tmp_path / f"{nb.stem}.out.ipynb"
     pm.execute_notebook(
-        str(NB),
+        str(nb),
         str(out),
         parameters={"PROFILE": "smoke", "DATASET": "folder", "DATA_ROOT": str(data)},
         kernel_name="python3",
-        cwd=str(NB.parent),
+        cwd=str(nb.parent),
         progress_bar=False,
         record_timing=False,
         store_widget_state=False,
     )
+    return data, out
+
+
+def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
+    data, out = run_on_folder_tree(NB, tmp_path, monkeypatch)
     text = outputs(json.loads(out.read_text()))
     assert "folder: train" in text and f"{len(CLASSES)} classes" in text  # the data summary names our data
     assert text.count("skipped: ") == 3  # twins, placement cue, twin confusion: benchmark only
@@ -78,28 +84,6 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
 )
 def test_paper_notebooks_train_on_a_folder_tree(stem, tmp_path, monkeypatch):
     """Notebooks 01-05 (about a minute each): every run trains on the folder tree; box-bound cells skip."""
-    pm = pytest.importorskip("papermill")
-    data = tmp_path / "data"
-    write_tree(data)
-    for k, v in {
-        "FGIC_RUNS": tmp_path / "runs",
-        "FGIC_FIGURES": tmp_path / "figures",
-        "FGIC_PROFILE": "smoke",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }.items():
-        monkeypatch.setenv(k, str(v))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = ROOT / "notebooks" / f"{stem}.ipynb"
-    pm.execute_notebook(
-        str(nb),
-        str(tmp_path / "out.ipynb"),
-        parameters={"PROFILE": "smoke", "DATASET": "folder", "DATA_ROOT": str(data)},
-        kernel_name="python3",
-        cwd=str(nb.parent),
-        progress_bar=False,
-        record_timing=False,
-        store_widget_state=False,
-    )
+    run_on_folder_tree(ROOT / "notebooks" / f"{stem}.ipynb", tmp_path, monkeypatch)
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
     assert records and all(r["params"]["dataset"] == "folder" and r["num_classes"] == len(CLASSES) for r in records)
