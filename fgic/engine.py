@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from fgic.data.loading import make_loader
-from fgic.models.base import model_outputs
+from fgic.models.base import model_outputs, predict_logits
 
 
 @dataclass
@@ -256,10 +256,8 @@ class TrainModule(nn.Module):
         self.regularizer = regularizer
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        if y is None:  # prediction
-            if hasattr(self.model, "predict_logits"):
-                return self.model.predict_logits(x)  # (B, K)
-            return self.criterion.logits(model_outputs(self.model, x))  # (B, K)
+        if y is None:  # prediction: the same scores a Predictor gives
+            return predict_logits(self.model, self.criterion, x)  # (B, K)
         if hasattr(self.model, "training_loss"):
             loss, logits = self.model.training_loss(x, y, self.criterion)
         else:

@@ -30,7 +30,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from fgic.models.base import ModelOutput, model_outputs
+from fgic.models.base import ModelOutput, predict_logits
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -76,9 +76,7 @@ class Predictor(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (B, K) as the engine evaluated them."""
-        if hasattr(self.model, "predict_logits"):
-            return self.model.predict_logits(x)  # (B, K)
-        return self._head(model_outputs(self.model, x))  # (B, K)
+        return predict_logits(self.model, self.criterion, x)  # (B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x)  # (B, K)

@@ -27,6 +27,15 @@ def model_outputs(model: nn.Module, x: torch.Tensor) -> ModelOutput:
     return ModelOutput(fmap, emb, logits)
 
 
+def predict_logits(model: nn.Module, criterion: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """Class scores (B, K) of a trained run: ``model.predict_logits`` where defined (GHOLM-Net), else the
+    loss's head (margin losses keep their classifier there), else the model's own logits."""
+    if hasattr(model, "predict_logits"):
+        return model.predict_logits(x)  # (B, K)
+    out = model_outputs(model, x)
+    return out.logits if criterion is None else criterion.logits(out)  # (B, K)
+
+
 class ClassifierNet(nn.Module):
     """features -> global average pool -> optional pre-logits block -> dropout -> linear classifier.
 
