@@ -96,7 +96,7 @@ def paired_seeds(a: Sequence[float], b: Sequence[float]) -> Comparison:
     if len(a) < 2:
         raise ValueError(f"paired_seeds needs at least 2 seeds per row, got {len(a)}")
     d = b - a
-    if np.all(d == d[0]):  # no spread: the t statistic is undefined
+    if np.ptp(d) <= 1e-12:  # no spread (up to rounding): the t statistic is undefined
         return Comparison(float(d[0]), (float(d[0]), float(d[0])), 0.0 if d[0] != 0 else 1.0, len(d), "paired t")
     res = st.ttest_rel(b, a)
     ci = res.confidence_interval(1 - ALPHA)

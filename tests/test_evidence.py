@@ -1,0 +1,65 @@
+"""fgic.evidence: the comparison table and computed conclusions, against numbers worked out by hand."""
+
+import math
+
+import pytest
+
+from fgic import evidence
+
+
+def rec(top1, status="finished", epochs=3, k=10):
+    hist = [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(epochs)]
+    return {"status": status, "metrics": {"test_top1": top1}, "history": hist, "num_classes": k, "run_id": "x"}
+
+
+def cells():
+    return {
+        "base": {0: rec(0.70), 1: rec(0.72), 2: rec(0.71)},
+        # +1, +2, +3 points on seeds 0, 1, 2: mean 2, sd 1 -> t = 3.464 on 2 df, p = 0.0742 (see test_stats)
+        "small": {0: rec(0.71), 1: rec(0.74), 2: rec(0.74)},
+        # +10 on every seed but seed 2 collapsed to chance (10 %): paired over seeds 0 and 1 only
+        "big": {0: rec(0.80), 1: rec(0.82), 2: rec(0.10)},
+    }
+
+
+def test_compare_means_paired_differences_and_failed_seeds():
+    t = evidence.compare(cells(), baseline="base", paper={"base": 80.0, "small": 82.0, "big": 79.0})
+    assert t.loc["base", "mean"] == pytest.approx(71.0) and t.loc["base", "std"] == pytest.approx(1.0)
+    assert t.loc["base", "ours"] == "71.0 +- 1.0 (n=3)" and t.loc["base", "verdict"] == "baseline"
+    assert t.loc["small", "diff"] == pytest.approx(2.0)
+    assert t.loc["small", "p"] == pytest.approx(0.07418, abs=1e-4)
+    assert t.loc["small", "verdict"] == "no significant difference"
+    assert t.loc["small", "paper_diff"] == pytest.approx(2.0)
+    # the collapsed seed is reported, not averaged: mean of 80 and 82
+    assert t.loc["big", "n"] == 2 and t.loc["big", "mean"] == pytest.approx(81.0)
+    assert t.loc["big", "failed"].startswith("1 of 3 failed (seed 2: collapsed")
+    # differences +10, +10 have no spread: significant, sign opposite to the paper's -1
+    assert t.loc["big", "diff"] == pytest.approx(10.0) and t.loc["big", "verdict"] == "contradicted"
+    assert t.loc["big", "n_paired"] == 2
+
+
+def test_conclusions_are_computed_from_the_table():
+    c = cells()
+    t = evidence.compare(c, baseline="base", paper={"base": 80.0, "small": 82.0})
+    lines = evidence.conclusions(t, "base")
+    assert lines[0] == "base (baseline): 71.0 +- 1.0 (n=3)."
+    assert lines[1].startswith("small vs base: +2.0 points [95 % CI -0.5, +4.5], p = 0.074, paired over 3 seeds: "
+                               "no significant difference; the paper reports +2.0.")
+    assert "better than the baseline" in lines[2] and "1 of 3 failed" in lines[2]
+
+
+def test_rows_without_two_paired_seeds_are_not_compared():
+    c = {"base": {0: rec(0.7), 1: rec(0.72)}, "one": {0: rec(0.8), 1: rec(0.0, status="failed")}}
+    t = evidence.compare(c, baseline="base")
+    assert math.isnan(t.loc["one", "diff"]) and t.loc["one", "verdict"] == "n < 2 paired seeds (1)"
+    assert "not compared" in evidence.conclusions(t, "base")[1]
+    assert evidence.claim("One is better", t, "one").endswith("not testable here (n < 2 paired seeds (1))")
+    assert evidence.claim("X", not_testable="needs CUB") == "X: not testable here (needs CUB)"
+    with pytest.raises(KeyError, match="baseline"):
+        evidence.compare(c, baseline="missing")
+
+
+def test_claim_words():
+    t = evidence.compare(cells(), baseline="base", paper={"base": 80.0, "big": 79.0})
+    assert evidence.claim("Big hurts", t, "big") == "Big hurts: contradicted"
+    assert evidence.claim("Small helps", t, "small") == "Small helps: no significant difference"
