@@ -6,6 +6,10 @@ template (body, belly, head, beak, wing, tail, eye, crown) and is a combination 
 scale, position), the colours of body / head / wing / beak / background, clutter shapes (drawn from a
 palette that includes the colours of the discriminative marks) and pixel noise are sampled independently
 of the class, so only part shapes and marks carry the label, as in the seed papers' fine-grained data.
+Position is uniform over where the pose's envelope (the box of every part variant, ``placement`` in the
+annotations) fits the image, so its range is the same for every class; a classifier on the placement box
+alone stays at chance (tests/test_synthetic.py). The tight ``object`` box still differs a little between
+classes, because a long beak or a pointed tail is longer: that is part shape, the label itself.
 
 Choices made here (nothing to follow in a paper):
 - Classes come in "twins": a base combination chosen greedily far (Hamming) from those already taken, and
@@ -33,9 +37,17 @@ from torch.utils.data import Dataset
 from fgic import paths
 from fgic.data.base import SPLITS, stratified_split
 from fgic.data.registry import register_dataset
-from fgic.data.synthetic_render import ATTRIBUTE_PARTS, ATTRIBUTES, PART_NAMES, part_boxes, render, sample_scenes
+from fgic.data.synthetic_render import (
+    ATTRIBUTE_PARTS,
+    ATTRIBUTES,
+    PART_NAMES,
+    envelope_boxes,
+    part_boxes,
+    render,
+    sample_scenes,
+)
 
-VERSION = 1  # bump when the drawing changes, so stale caches are not reused
+VERSION = 2  # bump when the drawing changes, so stale caches are not reused (2: class-independent placement)
 PROFILES = {
     "smoke": dict(num_classes=4, images_per_class=16, test_per_class=8, image_size=32, object_scale=0.95,
                   clutter=0.5),
@@ -43,8 +55,10 @@ PROFILES = {
                     clutter=0.6),
 }
 KNOBS = ("num_classes", "images_per_class", "test_per_class", "image_size", "object_scale", "clutter",
-         "max_rotation")
-BOX_KEYS = ("object", *PART_NAMES)
+         "max_rotation", "scale_range")
+# "object": the drawn bird; "placement": the pose's envelope (every part variant), which depends on the
+# pose only: position and size carry no class information (tests/test_synthetic.py checks it)
+BOX_KEYS = ("object", *PART_NAMES, "placement")
 
 
 def class_table(num_classes: int) -> np.ndarray:
@@ -88,11 +102,11 @@ def _discriminative(table: np.ndarray) -> list[list[str]]:
 
 
 def generate(stream: int, labels: np.ndarray, table: np.ndarray, seed: int, image_size: int,
-             object_scale: float, clutter: float, max_rotation: float) -> dict:
-    """Draw one seeded stream: uint8 images (N, 3, H, W), labels (N,), boxes (N, 8, 4) in ``BOX_KEYS`` order."""
+             object_scale: float, clutter: float, max_rotation: float, scale_range=(0.85, 1.1)) -> dict:
+    """Draw one seeded stream: uint8 images (N, 3, H, W), labels (N,), boxes (N, 9, 4) in ``BOX_KEYS`` order."""
     rng = np.random.default_rng([seed, stream])
-    scene = sample_scenes(rng, table[labels], image_size, object_scale, clutter, max_rotation)
-    boxes = part_boxes(scene)
+    scene = sample_scenes(rng, table[labels], image_size, object_scale, clutter, max_rotation, tuple(scale_range))
+    boxes = {**part_boxes(scene), "placement": envelope_boxes(scene)}
     return dict(images=torch.from_numpy(render(scene)), labels=torch.from_numpy(labels.astype(np.int64)),
                 boxes=torch.from_numpy(np.stack([boxes[k] for k in BOX_KEYS], 1).astype(np.float32)))
 
@@ -108,7 +122,7 @@ def _load_or_generate(stream: str, knobs: dict, seed: int, cache: bool) -> dict:
     per_class = knobs["images_per_class" if stream == "trainval" else "test_per_class"]
     labels = np.tile(np.arange(knobs["num_classes"]), per_class)
     data = generate(SPLITS.index(stream), labels, class_table(knobs["num_classes"]), seed, knobs["image_size"],
-                    knobs["object_scale"], knobs["clutter"], knobs["max_rotation"])
+                    knobs["object_scale"], knobs["clutter"], knobs["max_rotation"], knobs["scale_range"])
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -158,7 +172,8 @@ class SyntheticBirds(Dataset):
     def annotation(self, i: int) -> dict:
         b = self.boxes[i].tolist()
         H, W = self.images.shape[-2:]
-        return {"object": tuple(b[0]), "parts": {p: tuple(x) for p, x in zip(PART_NAMES, b[1:])},
+        return {"object": tuple(b[0]), "parts": {p: tuple(x) for p, x in zip(PART_NAMES, b[1:len(BOX_KEYS) - 1])},
+                "placement": tuple(b[-1]),
                 "discriminative": list(self.discriminative[int(self.labels[i])]), "size": (W, H)}
 
     def hardest_pairs(self, k: int | None = None) -> list[tuple[int, int, str]]:
@@ -172,13 +187,22 @@ class SyntheticBirds(Dataset):
         return f"SyntheticBirds(split={self.split!r}, n={len(self)}, classes={self.num_classes}, knobs={self.knobs})"
 
 
+def resolved_knobs(profile: str = "default", **knobs) -> dict:
+    """Every knob of the benchmark: the given ones over ``profile``'s over the generator's defaults."""
+    unknown = set(knobs) - set(KNOBS)
+    if unknown:
+        raise TypeError(f"unknown synthetic knobs {sorted(unknown)}; known: {KNOBS}")
+    return {"max_rotation": 30.0, "scale_range": [0.85, 1.1], **PROFILES[profile], **knobs}
+
+
 @register_dataset("synthetic")
 def synthetic(root=None, split: str = "train", transform=None, val_fraction: float = 0.1, seed: int = 0,
               profile: str = "default", cache: bool = True, **knobs) -> SyntheticBirds:
     """The synthetic birds; ``profile`` ("smoke" | "default") fills the knobs that are not given.
 
     Knobs: num_classes, images_per_class (train + val), test_per_class, image_size (32-448 px),
-    object_scale (bird length / image side), clutter (0 = plain background, 1 = default), max_rotation (deg).
+    object_scale (bird length / image side), scale_range ([lo, hi]: each image's size is object_scale x
+    U(lo, hi), default [0.85, 1.1]), clutter (0 = plain background, 1 = default), max_rotation (deg).
     ``root`` is ignored (nothing to download).
     """
     unknown = set(knobs) - set(KNOBS)
@@ -186,7 +210,10 @@ def synthetic(root=None, split: str = "train", transform=None, val_fraction: flo
         raise TypeError(f"unknown synthetic knobs {sorted(unknown)}; known: {KNOBS}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    knobs = {"max_rotation": 30.0, **PROFILES[profile], **knobs}
+    knobs = resolved_knobs(profile, **knobs)
+    lo, hi = knobs["scale_range"]
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must be [lo, hi] with 0 < lo <= hi, got {knobs['scale_range']}")
     if not 32 <= knobs["image_size"] <= 448:
         raise ValueError(f"image_size must be in [32, 448], got {knobs['image_size']}")
     table = class_table(knobs["num_classes"])

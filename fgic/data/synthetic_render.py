@@ -58,18 +58,20 @@ def _hsv(h, s, v):
 
 
 def sample_scenes(rng: np.random.Generator, attrs: np.ndarray, size: int, object_scale: float = 0.85,
-                  clutter: float = 1.0, max_rotation: float = 30.0) -> dict:
+                  clutter: float = 1.0, max_rotation: float = 30.0, scale_range=(0.85, 1.1)) -> dict:
     """Draw pose, colours, jitter, clutter and noise for ``N = len(attrs)`` images of ``size`` px.
 
     ``attrs`` is ``(N, 5)`` attribute indices (columns in ``ATTRIBUTE_PARTS`` order). Nothing here depends
     on the class except the attributes, so body colour, pose and background carry no label information.
+    Size: ``object_scale`` x ``U(scale_range)`` (bird length / image side); position: uniform where the
+    pose's ``envelope_boxes`` fit, the same range for every class.
     """
     n = len(attrs)
     u = lambda lo, hi, *shape: rng.uniform(lo, hi, (n, *shape)).astype(np.float32)
     s = dict(attrs=np.asarray(attrs, np.int64), size=int(size))
     s["angle"] = np.deg2rad(u(-max_rotation, max_rotation))
     s["flip"] = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
-    s["scale"] = object_scale * size / 2 * u(0.85, 1.1)  # pixels per canonical unit
+    s["scale"] = object_scale * size / 2 * u(*scale_range)  # pixels per canonical unit
     s["head_shift"] = u(-0.03, 0.03, 2)
     s["part_scale"] = u(0.92, 1.08)
     body = _hsv(u(0, 1), u(0.25, 0.9), u(0.3, 0.85))
@@ -92,9 +94,10 @@ def sample_scenes(rng: np.random.Generator, attrs: np.ndarray, size: int, object
     s["d_col"] = np.where(rng.random((n, m, 1)) < 0.5, PALETTE[rng.integers(0, len(PALETTE), (n, m))], rand_col)
     s["noise_std"] = np.full(n, 0.035 * clutter, np.float32)
     s["noise_seed"] = rng.integers(0, 2**31, n)
-    # translation: keep the whole bird inside the image where the pose allows it
+    # translation: keep the pose's envelope (the box of every part variant, not just this class's)
+    # inside the image where the pose allows it, so the position range never depends on the class
     s["cx"] = s["cy"] = np.zeros(n, np.float32)
-    boxes = part_boxes(s, clip=False)["object"]  # (N, 4) around the origin
+    boxes = envelope_boxes(s, clip=False)  # (N, 4) around the origin
     lo, hi = -boxes[:, :2], size - boxes[:, 2:]
     t = lo + (hi - lo) * rng.random((n, 2)).astype(np.float32)
     t = np.where(hi >= lo, t, (lo + hi) / 2)
@@ -164,6 +167,24 @@ def part_boxes(s: dict, clip: bool = True) -> dict[str, np.ndarray]:
     if clip:
         boxes = {kk: np.clip(b, 0, s["size"]) for kk, b in boxes.items()}
     return boxes
+
+
+def envelope_boxes(s: dict, clip: bool = True) -> np.ndarray:
+    """(N, 4) box around every part variant the template can draw in each image's pose.
+
+    It depends on the pose only (flip, angle, scale, translation, part jitter), never on the class's
+    attributes: the union of the object boxes of the bird drawn with every attribute at value 0, 1 and 2
+    (clipped to each attribute's range), which covers the longest beak, the crest and every tail.
+    """
+    sizes = np.array([len(v) for v in ATTRIBUTES.values()])
+    out = None
+    for value in range(int(sizes.max())):
+        variant = dict(s, attrs=np.broadcast_to(np.minimum(value, sizes - 1), s["attrs"].shape).copy())
+        b = part_boxes(variant, clip=False)["object"]
+        if out is not None:
+            b = np.concatenate([np.minimum(out[:, :2], b[:, :2]), np.maximum(out[:, 2:], b[:, 2:])], 1)
+        out = b
+    return np.clip(out, 0, s["size"]) if clip else out
 
 
 # --- signed distance fields on the pixel grid ----------------------------------------------------------
