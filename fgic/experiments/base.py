@@ -1,0 +1,110 @@
+"""The one shape every paper's experiment module has, and the helpers they share.
+
+Each ``fgic/experiments/<paper>.py`` exposes the same small surface (``SURFACE``), which the notebooks,
+``python -m fgic reproduce`` and the tests use:
+
+- ``NOTEBOOK``: the notebook's file stem (its settings: ``params/<NOTEBOOK>.yaml``);
+- ``grid(S) -> {run name: RunSpec}``: every run of the profile's settings ``S``;
+- ``paper_numbers() -> DataFrame``: the paper's published numbers, long format with columns
+  ``table, dataset, row, metric, value`` (the paper's own labels; ``value`` in percent);
+- ``tables(S, records) -> {name: DataFrame}``: the comparison tables (``fgic.evidence.compare``: paper |
+  ours mean +- std (n) | paired difference vs the baseline with its CI | verdict | failed seeds);
+- ``conclusions(S, records) -> [Conclusion]``: the "What this shows" sentences, computed from the tables.
+
+``records`` is ``{run name: record}`` as ``fgic.runs.train_many`` returns them (``by_name``).
+
+One run-name format for all: ``"<data set>:<row>:s<seed>"`` (``run_name``), where ``row`` is the label
+of the compared setting (e.g. ``"ACANet/MC"``, ``"VGG16/MA-Ours"``) and ``<data set>`` is ``benchmark``
+for the embedded benchmark (or the data you chose in its place) or the registry name of a real data set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from fgic import evidence
+
+SURFACE = ("NOTEBOOK", "grid", "paper_numbers", "tables", "conclusions")
+BENCHMARK = "benchmark"
+PAPER_COLUMNS = ["table", "dataset", "row", "metric", "value"]
+_NAME = re.compile(r"^(?P<dataset>[^:]+):(?P<row>.+):s(?P<seed>\d+)$")
+
+
+def run_name(dataset: str, row: str, seed: int) -> str:
+    """``"benchmark:ACANet/MC:s0"``: the key of one run in a grid and the name in its record."""
+    if ":" in dataset:
+        raise ValueError(f"a data set label may not contain ':' ({dataset!r})")
+    return f"{dataset}:{row}:s{int(seed)}"
+
+
+def parse_run_name(name: str) -> tuple[str, str, int]:
+    """``(dataset, row, seed)`` of a ``run_name``; raises ``ValueError`` on another format."""
+    m = _NAME.match(name)
+    if not m:
+        raise ValueError(f"{name!r} is not a run name of the form '<data set>:<row>:s<seed>'")
+    return m["dataset"], m["row"], int(m["seed"])
+
+
+def by_name(records: Iterable, names: Iterable[str]) -> dict[str, object]:
+    """``{name: record}`` from ``train_many``'s records and the grid's names (same order)."""
+    return dict(zip(names, records))
+
+
+def cells(records: Mapping[str, object], dataset: str, rows: Iterable[str],
+          seeds: Iterable[int] | None = None) -> dict[str, dict[int, object]]:
+    """``{row: {seed: record or None}}`` of ``dataset`` for ``fgic.evidence.compare``.
+
+    ``seeds`` None: every seed found for the row; a seed in ``seeds`` without a record is ``None``
+    (reported as "not run", never dropped silently)."""
+    found: dict[str, dict[int, object]] = {r: {} for r in rows}
+    for name, rec in records.items():
+        try:
+            d, row, seed = parse_run_name(name)
+        except ValueError:
+            continue
+        if d == dataset and row in found:
+            found[row][seed] = rec
+    if seeds is not None:
+        seeds = list(seeds)
+        found = {r: {s: c.get(s) for s in seeds} for r, c in found.items()}
+    return found
+
+
+def paper_frame(rows: Iterable[tuple[str, str, str, str, float | None]]) -> pd.DataFrame:
+    """A ``paper_numbers`` frame from ``(table, dataset, row, metric, value)`` tuples (None values dropped)."""
+    data = [r for r in rows if r[4] is not None]
+    return pd.DataFrame(data, columns=PAPER_COLUMNS)
+
+
+def paper_column(numbers: pd.DataFrame, table: str, dataset: str, metric: str = "top1") -> dict[str, float]:
+    """``{row: value}`` of one table and data set of a ``paper_numbers`` frame."""
+    sel = numbers[(numbers.table == table) & (numbers.dataset == dataset) & (numbers.metric == metric)]
+    return dict(zip(sel.row, sel.value.astype(float)))
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """One computed "What this shows" line: ``key`` identifies it across reruns (``fgic reproduce``)."""
+
+    key: str  # e.g. "table4/benchmark/ACANet-ACCB"
+    text: str  # the sentence, generated from the numbers
+    verdict: str  # fgic.stats.verdict word, "baseline", or why it was not compared
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def table_conclusions(name: str, table: pd.DataFrame, baseline: str, unit: str = "points") -> list[Conclusion]:
+    """One ``Conclusion`` per compared row of a ``fgic.evidence.compare`` table (the baseline row skipped)."""
+    lines = evidence.conclusions(table, baseline, unit)
+    return [Conclusion(f"{name}/{row}", text, str(table.loc[row, "verdict"]))
+            for row, text in zip(table.index, lines) if row != baseline]
+
+
+def check_surface(module) -> list[str]:
+    """Names of ``SURFACE`` that ``module`` lacks (empty when it has the one shape)."""
+    return [n for n in SURFACE if not hasattr(module, n)]

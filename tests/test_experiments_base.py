@@ -1,0 +1,49 @@
+"""fgic.experiments.base: one run-name format, cells for the evidence tables, computed conclusions."""
+
+import pytest
+
+from fgic.experiments import base
+
+
+def rec(top1):
+    return {"status": "finished", "metrics": {"test_top1": top1}, "num_classes": 10, "run_id": "r",
+            "history": [{"epoch": e, "train_loss": 1.0} for e in (1, 2, 3)]}
+
+
+def test_run_name_round_trip_and_errors():
+    name = base.run_name("benchmark", "VGG16/MA-Ours", 2)
+    assert name == "benchmark:VGG16/MA-Ours:s2"
+    assert base.parse_run_name(name) == ("benchmark", "VGG16/MA-Ours", 2)
+    assert base.parse_run_name("cub:A:B:s10") == ("cub", "A:B", 10)  # a ':' inside the row label is kept
+    with pytest.raises(ValueError, match="run name"):
+        base.parse_run_name("acanet18-ce-synthetic-s0")
+    with pytest.raises(ValueError, match="':'"):
+        base.run_name("a:b", "row", 0)
+
+
+def test_cells_group_seeds_by_row_and_mark_missing_seeds():
+    records = {base.run_name("benchmark", r, s): rec(v) for r, s, v in
+               [("A", 0, 0.5), ("A", 1, 0.6), ("B", 0, 0.7), ("B", 2, 0.8)]}
+    records[base.run_name("cub", "A", 0)] = rec(0.1)  # another data set: not in the benchmark's cells
+    c = base.cells(records, "benchmark", ["A", "B"])
+    assert {r: sorted(v) for r, v in c.items()} == {"A": [0, 1], "B": [0, 2]}
+    c = base.cells(records, "benchmark", ["A", "B"], seeds=[0, 1, 2])
+    assert c["A"][2] is None and c["B"][1] is None and c["B"][2]["metrics"]["test_top1"] == 0.8
+
+
+def test_table_conclusions_skip_the_baseline_and_carry_verdicts():
+    from fgic import evidence
+
+    records = {base.run_name("benchmark", r, s): rec(v) for r, s, v in
+               [("base", 0, 0.50), ("base", 1, 0.52), ("base", 2, 0.51),
+                ("new", 0, 0.60), ("new", 1, 0.63), ("new", 2, 0.61)]}
+    t = evidence.compare(base.cells(records, "benchmark", ["base", "new"]), baseline="base")
+    (c,) = base.table_conclusions("t1", t, "base")
+    assert c.key == "t1/new" and c.verdict == "B better" and c.text.startswith("new vs base: +10.3 points")
+
+
+def test_paper_frame_and_column():
+    df = base.paper_frame([("table1", "cub", "ResNet50", "top1", 84.5), ("table1", "cub", "CA", "top1", None),
+                           ("table1", "dogs", "ResNet50", "top1", 82.0)])
+    assert list(df.columns) == base.PAPER_COLUMNS and len(df) == 2
+    assert base.paper_column(df, "table1", "cub") == {"ResNet50": 84.5}
