@@ -1,0 +1,54 @@
+"""python -m fgic reproduce: a grid retrained into a fresh folder, conclusions compared by key."""
+
+import json
+import types
+
+from fgic import reproduce
+from fgic.experiments import base
+from fgic.experiments.base import Conclusion
+from fgic.runs import RunSpec
+
+KNOBS = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_size": 32}
+
+
+def fake_experiment():
+    def grid(S):
+        train = {"epochs": 1, "batch_size": 6, "lr": 0.05, "max_steps": 2}
+        return {base.run_name("benchmark", row, s): RunSpec(model="resnet18", model_kw={"width": 8}, data_kw=KNOBS,
+                                                            transform_kw={"image_size": 32},
+                                                            train={**train, "seed": s, "lr": lr})
+                for row, lr in (("A", 0.05), ("B", 0.01)) for s in (0, 1)}
+
+    def conclusions(S, records):
+        return [Conclusion(f"runs/{n}", n, "ran" if r else "absent") for n, r in sorted(records.items())]
+
+    return types.SimpleNamespace(NOTEBOOK="00_benchmark_tour", grid=grid, conclusions=conclusions,
+                                 tables=None, paper_numbers=None)
+
+
+def test_compare_conclusions_by_key():
+    a = [Conclusion("k1", "", "reproduced"), Conclusion("k2", "", "no significant difference")]
+    b = [Conclusion("k2", "", "B better"), Conclusion("k3", "", "B worse")]
+    rows = reproduce.compare_conclusions(a, b)
+    assert [(r["key"], r["agree"]) for r in rows] == [("k1", False), ("k2", False), ("k3", False)]
+    assert rows[0]["rerun"] == "absent" and rows[2]["committed"] == "absent"
+    assert reproduce.compare_conclusions(a, a)[0]["agree"]
+
+
+def test_reproduce_trains_into_a_fresh_folder_and_reads_committed_records(tmp_path, monkeypatch, capsys):
+    exp = fake_experiment()
+    monkeypatch.setattr(reproduce, "experiment", lambda nb: exp)
+    committed = tmp_path / "runs"
+    monkeypatch.setenv("FGIC_RUNS", str(committed))
+    grid = exp.grid(None)
+    # one committed record (finished) for the first run only
+    spec = next(iter(grid.values()))
+    d = committed / "smoke" / spec.run_id
+    d.mkdir(parents=True)
+    (d / "record.json").write_text(json.dumps({"status": "finished", "run_id": spec.run_id, "metrics": {}}))
+    rows = reproduce.reproduce("00", profile="smoke", folder=tmp_path / "fresh", workers=1)
+    out = capsys.readouterr().out
+    assert "3 of 4 runs have no committed record" in out
+    assert sum(r["agree"] for r in rows) == 1 and len(rows) == 4  # only the committed run's line agrees
+    assert len(list((tmp_path / "fresh" / "smoke").glob("*/record.json"))) == 4
+    assert not (committed / "smoke" / list(grid.values())[1].run_id).exists()  # nothing written over the committed
