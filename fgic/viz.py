@@ -70,12 +70,43 @@ def savefig(fig, name: str, folder: str | os.PathLike | None = None) -> Path:
     return path
 
 
+SMOKE_BANNER = ("SMOKE PROFILE: numbers are meaningless (tiny models, 1-2 epochs, a few images); "
+                "this only checks that every cell runs")
+
+
+def smoke_banner(fig) -> bool:
+    """Write ``SMOKE_BANNER`` across the top of ``fig`` when the active profile is "smoke" (once); True if drawn."""
+    if paths.active_profile() != "smoke" or getattr(fig, "_fgic_banner", False):
+        return False
+    fig.text(0.5, 1.0, SMOKE_BANNER, ha="center", va="bottom", fontsize=8, color="white",
+             bbox=dict(facecolor="firebrick", edgecolor="none", pad=3), wrap=True)
+    fig._fgic_banner = True
+    return True
+
+
+def show_table(df, caption: str = ""):
+    """Display a table (with ``caption`` above it; the smoke banner above that in the smoke profile)."""
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:
+        return df
+    lines = [f"**{SMOKE_BANNER}**"] if paths.active_profile() == "smoke" else []
+    if caption:
+        lines.append(caption)
+    if lines:
+        display(Markdown("\n\n".join(lines)))
+    display(df)
+    return None
+
+
 def show(fig, name: str | None = None) -> None:
     """Save ``fig`` as ``figures/<name>.png`` (when named) and display it in the notebook as a PNG.
 
     Works with any matplotlib backend (headless runs use Agg, where a bare Figure would not render).
+    In the smoke profile the figure carries ``SMOKE_BANNER`` (``smoke_banner``).
     """
     fig = getattr(fig, "figure", fig) if not isinstance(fig, Figure) else fig
+    smoke_banner(fig)
     if name:
         savefig(fig, name)
     try:

@@ -309,3 +309,15 @@ def test_show_saves_and_displays(tmp_path, monkeypatch):
     assert (tmp_path / "00_demo.png").read_bytes() == shown[0].data
     viz.show(fig)  # display only
     assert len(shown) == 2 and len(list(tmp_path.iterdir())) == 1
+
+
+def test_smoke_profile_figures_carry_the_banner(monkeypatch):
+    from fgic import paths
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1])
+    monkeypatch.setattr(paths, "_active_profile", "default")
+    assert not viz.smoke_banner(fig) and not fig.texts
+    monkeypatch.setattr(paths, "_active_profile", "smoke")
+    assert viz.smoke_banner(fig) and fig.texts[0].get_text() == viz.SMOKE_BANNER
+    assert not viz.smoke_banner(fig) and len(fig.texts) == 1  # drawn once
