@@ -5,12 +5,11 @@ import timm
 import torch
 
 from fgic import profiles
+from fgic.data import list_datasets
 from fgic.data.transforms import list_presets
-from fgic.engine import TrainConfig
 from fgic.experiments import gholm as ex
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
-from fgic.runs import RunSpec
 
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
@@ -19,9 +18,9 @@ def test_specs_build_for_every_profile(profile):
     grid = ex.specs(S)
     assert grid, "no runs"
     for name, s in grid.items():
-        assert isinstance(s, RunSpec)
         assert s.model in list_models() and s.loss in list_losses() and s.transform in list_presets()
-        assert isinstance(s.config, TrainConfig)  # validates the training keys
+        assert s.dataset in list_datasets(), name
+        assert name.endswith(f":s{s.config.seed}"), name  # s.config validates the training keys
         backbone_kw = {
             "dims",
             "depths",
