@@ -282,12 +282,42 @@ def test_eval_every_applies_to_val_and_test_and_the_final_evaluation_runs_once(m
     assert res["metrics"]["test_top1"] == res["history"][-1]["test_acc"]
 
 
+class FixedLogits(ClassifierNet):
+    """Its logits are its input (B, K, 1, 1) whatever the training does: the scale ``w`` enters with weight 0."""
+
+    def __init__(self, k):
+        super().__init__(nn.Identity(), k, k)
+        self.fc.weight.data.copy_(torch.eye(k))
+        self.fc.bias.data.zero_()
+        self.fc.requires_grad_(False)
+        self.w = nn.Parameter(torch.zeros(()))  # gradient 0: SGD without weight decay leaves everything as is
+
+    def forward_features(self, x):
+        return x * (1 + 0 * self.w)
+
+
+def ranked(labels, ranks, k):
+    """Logits (N, K, 1, 1) that put each true class at the given 0-based rank."""
+    rows = []
+    for y, r in zip(labels, ranks):
+        order = [c for c in range(k) if c != y]
+        order.insert(r, y)  # classes from the highest score down
+        row = torch.empty(k)
+        row[order] = torch.arange(k, 0, -1, dtype=torch.float)
+        rows.append(row)
+    return torch.stack(rows)[:, :, None, None]
+
+
 def test_final_metrics_have_top5_throughput_and_peak_memory():
-    ds = blobs(n=60)  # 3 classes seen, 6 outputs: top-5 is a real choice
-    cfg = TrainConfig(epochs=1, batch_size=8, **CPU)
-    res = fit(tiny_net(6), create_loss("ce", 6), ds, None, ds, cfg, progress=False)
+    k, y = 6, torch.arange(12) % 6  # two images of each of 6 classes
+    ranks = [0, 0, 0, 1, 4, 5, 5, 2, 0, 3, 5, 1]  # rank of the true class; class c: images c and c + 6
+    ds = TensorDataset(ranked(y.tolist(), ranks, k), y)
+    cfg = TrainConfig(epochs=1, batch_size=4, eval_batch_size=5, **CPU)  # 3 evaluation batches, the last short
+    res = fit(FixedLogits(k), create_loss("ce", k), ds, None, ds, cfg, progress=False)
     m = res["metrics"]
-    assert m["test_top1"] <= m["test_top5"] <= 1.0 and m["test_top5"] > 0
+    assert m["test_top1"] == pytest.approx(4 / 12)  # rank 0 four times
+    assert m["test_top5"] == pytest.approx(9 / 12)  # rank 5 three times: outside the top 5
+    assert m["per_class_acc"] == pytest.approx([0.5, 0.5, 1.0, 0.0, 0.0, 0.0])
     assert res["train_img_s"] > 0 and res["history"][0]["train_img_s"] > 0
     assert res["peak_memory_mb"] > 10  # a Python process with torch holds more than 10 MiB
 

@@ -72,6 +72,12 @@ def test_multi_attention_heatmap_helpers():
     fcn = create_model("fcn_resnet50", 3, layers=(1, 1, 1, 1), width=8).eval()
     h = ma.class_cam(fcn, x, torch.tensor([0, 2]))
     assert h.shape == (2, 64, 64) and float(h.min()) >= 0 and float(h.max()) <= 1
+    with torch.no_grad():  # the head's map of class 0 for image 0 and of class 2 for image 1, min-max, upsampled
+        cam = fcn.cam(x)[[0, 1], [0, 2]]  # (2, h, w)
+    lo, hi = cam.amin((1, 2), keepdim=True), cam.amax((1, 2), keepdim=True)
+    ref = torch.nn.functional.interpolate(((cam - lo) / (hi - lo))[:, None], size=(64, 64), mode="bilinear",
+                                          align_corners=False)[:, 0]
+    assert torch.allclose(h, ref, atol=1e-5)
     csca = create_model("csca_resnet50", 3, layers=(1, 2, 1, 1), width=8).eval()
     for stage in (1, 2, 3, 4):
         h = ma.stage_attention_map(csca, x, stage)

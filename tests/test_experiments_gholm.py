@@ -5,12 +5,11 @@ import timm
 import torch
 
 from fgic import profiles
+from fgic.data import list_datasets
 from fgic.data.transforms import list_presets
-from fgic.engine import TrainConfig
 from fgic.experiments import gholm as ex
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
-from fgic.runs import RunSpec
 
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
@@ -19,9 +18,9 @@ def test_specs_build_for_every_profile(profile):
     grid = ex.specs(S)
     assert grid, "no runs"
     for name, s in grid.items():
-        assert isinstance(s, RunSpec)
         assert s.model in list_models() and s.loss in list_losses() and s.transform in list_presets()
-        assert isinstance(s.config, TrainConfig)  # validates the training keys
+        assert s.dataset in list_datasets(), name
+        assert name.endswith(f":s{s.config.seed}"), name  # s.config validates the training keys
         backbone_kw = {
             "dims",
             "depths",
@@ -186,7 +185,27 @@ def test_logit_modes_and_coverage_on_a_tiny_model():
     # class-balanced: 9 // 4 classes = 2 test images of every class
     assert out["n"] == 8 and out["per_class"] == [2] and out["mu"] == 2.0 and model.mu == ex.DEFAULT_MU
     assert set(out["metrics"]) == {f"top1_{m}" for m in ex.LOGIT_MODES}
-    assert all(0 <= v <= 1 for v in out["metrics"].values())
+    # known values: a stand-in whose raw / crop / raw + crop predictions are set per true class
+    picks = {0: (0, 0, 0), 1: (1, 2, 3), 2: (0, 1, 2), 3: (3, 0, 1)}  # class: (raw, crop, both) predictions
+    label_of = {ds[i][0].numpy().tobytes(): ds[i][1] for i in range(len(ds))}
+
+    class Scripted(torch.nn.Module):
+        mu, seen_mu = ex.DEFAULT_MU, []
+
+        def predict_logits(self, x, mode):  # raw: 2 at a, 1.5 at b; crop: 2 at d, 1.5 at b; raw + crop: b wins
+            self.seen_mu.append(self.mu)
+            z = torch.zeros(len(x), 4)
+            for i, img in enumerate(x):
+                a, d, b = picks[label_of[img.numpy().tobytes()]]
+                z[i, a if mode == "raw" else d] += 2.0
+                z[i, b] += 1.5
+            return z
+
+    stub = Scripted()
+    got = ex.logit_mode_accuracy(Rec(name="stub"), limit=9, model=stub, dataset=ds, mu=2.0)
+    # raw right for classes 0, 1, 3; crop for 0; raw + crop for 0, 2 (2 images per class of 8)
+    assert got["metrics"] == pytest.approx({"top1_raw": 6 / 8, "top1_crop": 2 / 8, "top1_both": 4 / 8})
+    assert set(stub.seen_mu) == {2.0} and stub.mu == ex.DEFAULT_MU
     bad = ex.logit_mode_accuracy(Rec(name="tiny", status="failed", error="boom"), limit=4, model=model, dataset=ds)
     from fgic import viz
 

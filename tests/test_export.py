@@ -26,13 +26,20 @@ def acanet_cosface(tmp_path_factory):
     mp.undo()
 
 
+def _accbs(rec):
+    """ACCB blocks in the run's unfused model."""
+    from fgic.nn.acb import ACCB
+
+    return sum(isinstance(m, ACCB) for m in rec.load_model().modules())
+
+
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
 def test_exported_model_equals_the_pytorch_predictor(acanet_cosface, tmp_path, fmt):
     rec = acanet_cosface
     path = export(rec.run_id, tmp_path / f"m.{fmt}", fmt)
     module, meta = load_exported(path)
     assert meta["run_id"] == rec.run_id and meta["classes"] == rec["classes"] and meta["input_size"] == [32, 32]
-    assert meta["fused_blocks"] > 0  # ACCB branches were fused
+    assert meta["fused_blocks"] == _accbs(rec) == 8  # every ACCB of ACANet-18 was fused
     x = torch.stack([runs.build_data(rec.spec)[2][i][0] for i in range(7)])  # (7, 3, 32, 32): not the traced batch
     with torch.no_grad():
         ref = rec.predictor()(x)  # unfused, with the CosFace head
@@ -46,7 +53,7 @@ def test_exported_model_equals_the_pytorch_predictor(acanet_cosface, tmp_path, f
 
 def test_fused_predictor_really_fuses(acanet_cosface):
     pred = fused_predictor(acanet_cosface)
-    assert pred.model.num_reparameterized > 0
+    assert pred.model.num_reparameterized == _accbs(acanet_cosface) == 8
     assert all(getattr(m, "deployed", True) for m in pred.model.modules() if hasattr(m, "reparameterize"))
 
 

@@ -3,6 +3,7 @@ margin-loss runs predict through the loss head; Grad-CAM reads the loss head; ba
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -107,14 +108,30 @@ def test_predictor_from_run_id_and_errors(trained, tmp_path):
         Predictor.from_record(broken)
 
 
+def _check_top_k_rows(rec, df):
+    """Each row: softmax of the run's logits on the image through its eval transform, the two best classes."""
+    from fgic.data import load_rgb
+    from fgic.data.transforms import build_transform
+
+    tf = build_transform(rec.spec.transform, train=False, **rec.spec.transform_kw)
+    pred = rec.predictor()
+    for row in df.itertuples():
+        with torch.no_grad():
+            prob = pred(tf(load_rgb(row.path))[None])[0].softmax(0)  # (K,)
+        best = prob.argsort(descending=True)[:2].tolist()
+        assert [row.top1, row.top2] == [rec["classes"][c] for c in best], row.path
+        assert [row.p1, row.p2] == pytest.approx(prob[best].tolist(), abs=1e-6), row.path
+
+
 def test_predict_images_top_k_csv_and_cam(trained, tmp_path):
     from PIL import Image
 
     rec = trained["lgm"]
     folder = tmp_path / "imgs"
     folder.mkdir()
+    rng = np.random.default_rng(0)  # textured images: a wrong resize or crop changes the scores
     for i in range(3):
-        Image.new("RGB", (40, 30), (80 * i, 20, 200)).save(folder / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
     import fgic
 
     df = fgic.predict(
@@ -122,6 +139,10 @@ def test_predict_images_top_k_csv_and_cam(trained, tmp_path):
     )
     assert list(df.columns) == ["path", "top1", "top2", "p1", "p2"] and len(df) == 3
     assert set(df.top1) <= set(rec["classes"]) and (df.p1 >= df.p2).all() and (df.p1 <= 1).all()
+    assert sorted(df.path) == [str(folder / f"im{i}.png") for i in range(3)]
+    # LGM's scores are large distances (probabilities 0 or 1); the CE run's probabilities are graded
+    for r, table in ((rec, df), (trained["ce"], fgic.predict(trained["ce"].run_id, [folder], k=2, progress=False))):
+        _check_top_k_rows(r, table)
     assert (tmp_path / "out.csv").read_text().startswith("path,top1,top2,p1,p2")
     cams = sorted((tmp_path / "cam").glob("*.png"))
     assert len(cams) == 3 and Image.open(cams[0]).size == (40, 30)

@@ -33,10 +33,25 @@ def test_train_and_evaluate_on_real_cub_images():
     torch.manual_seed(0)
     model = create_model("resnet18", k, width=8)
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, accelerator="cpu")
-    res = fit(model, create_loss("ce", k), Subset(train, range(64)), Subset(val, range(32)), cfg=cfg, progress=False)
+    val32 = Subset(val, range(32))
+    res = fit(model, create_loss("ce", k), Subset(train, range(64)), val32, cfg=cfg, progress=False)
     assert res["finished"] and len(res["history"]) == 2
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in res["history"])
-    assert 0.0 <= res["metrics"]["val_top1"] <= 1.0 and len(res["metrics"]["per_class_acc"]) == k
+    # the metrics are those of the trained model on these 32 images, counted here by hand
+    m = res["metrics"]
+    xs = torch.stack([val32[i][0] for i in range(32)])
+    ys = torch.tensor([val32[i][1] for i in range(32)])
+    model.eval()
+    with torch.no_grad():
+        pred = model(xs).argmax(1)
+    conf = torch.tensor(m["confusion"])
+    assert conf.shape == (k, k) and conf.sum(1).tolist() == torch.bincount(ys, minlength=k).tolist()
+    assert torch.equal(conf, torch.bincount(ys * k + pred, minlength=k * k).view(k, k))
+    assert m["val_top1"] == pytest.approx((pred == ys).float().mean().item())
+    support = conf.sum(1)
+    assert m["per_class_acc"] == [
+        None if n == 0 else pytest.approx(conf[c, c].item() / n.item()) for c, n in enumerate(support)
+    ]
     x, _ = val[0]
     assert x.shape == (3, 64, 64)
 

@@ -63,9 +63,14 @@ def test_train_writes_a_full_record_then_reuses_it(runs_root, monkeypatch):
         assert key in on_disk, key
     assert on_disk["status"] == "finished" and len(on_disk["history"]) == 2 and on_disk["last_epoch"] == 2
     assert on_disk["loss_weight_decay"] == 5e-4  # cross-entropy has no parameters: the model's decay
-    assert on_disk["sizes"]["val"] > 0 and on_disk["sizes"]["test"] == 3 * 4
-    assert 0.0 <= on_disk["metrics"]["test_top1"] <= 1.0 and "val_top1" in on_disk["metrics"]
-    assert on_disk["metrics"]["test_top1"] <= on_disk["metrics"]["test_top5"] and "val_top5" in on_disk["metrics"]
+    # 6 images per class, val_fraction 0.1: round(0.6) = 1 held out per class; 4 test images per class
+    assert on_disk["sizes"] == {"train": 3 * 5, "val": 3 * 1, "test": 3 * 4}
+    m, last = on_disk["metrics"], on_disk["history"][-1]
+    conf = torch.tensor(m["confusion"])  # of the test split
+    assert conf.sum(1).tolist() == [4, 4, 4] and m["test_top1"] == pytest.approx(int(conf.trace()) / 12)
+    assert m["test_top1"] == last["test_acc"] and m["val_top1"] == last["val_acc"]
+    assert m["val_top1"] * 3 == pytest.approx(round(m["val_top1"] * 3))  # k of the 3 val images
+    assert m["test_top5"] == m["val_top5"] == 1.0  # 3 classes: the top 5 hold every class
     assert on_disk["train_img_s"] > 0 and on_disk["peak_memory_mb"] > 0
     assert on_disk["versions"]["torch"] == torch.__version__
 

@@ -46,7 +46,9 @@ def test_val_fraction_zero_is_the_full_training_split():
     trainval = build_dataset("synthetic", split="trainval", **DATA)
     assert len(full) == len(trainval) == 18
     assert len(build_dataset("synthetic", split="val", **DATA, **FULL_TRAIN)) == 0
-    assert len(build_dataset("synthetic", split="train", **DATA)) < 18  # the default keeps a val split
+    # the default (val_fraction 0.1) keeps round(0.6) = 1 of the 6 images per class for validation
+    assert len(build_dataset("synthetic", split="train", **DATA)) == 3 * 5
+    assert len(build_dataset("synthetic", split="val", **DATA)) == 3 * 1
 
 
 def test_val_fraction_zero_on_an_image_list_loader():

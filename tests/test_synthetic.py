@@ -36,15 +36,16 @@ def test_splits_sizes_disjoint_and_labels():
     h = {s: set(_hashes(d)) for s, d in parts.items()}
     assert not h["train"] & h["val"] and h["train"] | h["val"] == h["trainval"]
     assert not h["test"] & h["trainval"]  # an independent stream
-    for d in parts.values():
-        assert d.labels.min() >= 0 and d.labels.max() < K and d.num_classes == K
+    per_class = {"train": n - 2, "val": 2, "trainval": n, "test": TINY["test_per_class"]}
+    for s, d in parts.items():  # labels 0 .. K-1 only, the same count of each class
+        assert np.bincount(d.labels.numpy(), minlength=K).tolist() == [per_class[s]] * K and d.num_classes == K, s
 
 
 def test_items_and_transform():
     ds = build_dataset("synthetic", split="test", **TINY)
     x, y = ds[0]
     assert x.dtype == torch.float32 and x.shape == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
-    assert isinstance(y, int)
+    assert type(y) is int and [ds[i][1] for i in range(len(ds))] == ds.labels.tolist()
     ds.transform = v2.RandomHorizontalFlip(p=1.0)
     x2, _ = ds[0]
     assert x2.dtype == torch.uint8 and torch.equal(x2, ds.images[0].flip(-1))
