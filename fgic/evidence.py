@@ -146,3 +146,16 @@ def claim(text: str, table: pd.DataFrame | None = None, row: str | None = None,
     word = {"B better": "no paper number to compare; ours is better",
             "B worse": "no paper number to compare; ours is worse"}.get(v, v)
     return f"{text}: {word}"
+
+
+def seed_values(cells: Mapping[str, Mapping[int, object]], metric: str = "test_top1",
+                scale: float = 100.0) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
+    """``({row: [healthy values]}, {row: [failure reasons]})`` of ``cells``, the two arguments of
+    ``fgic.viz.plot_ablation(data, failed=...)`` (bars = mean, error bars = std, dots = seeds)."""
+    data, failed = {}, {}
+    for row, cell in cells.items():
+        ok, bad = healthy(cell, metric)
+        data[row] = [v * scale for v in ok.values()]
+        if bad:
+            failed[row] = [r.split(":")[0] for r in bad.values()]
+    return data, failed

@@ -63,3 +63,13 @@ def test_claim_words():
     t = evidence.compare(cells(), baseline="base", paper={"base": 80.0, "big": 79.0})
     assert evidence.claim("Big hurts", t, "big") == "Big hurts: contradicted"
     assert evidence.claim("Small helps", t, "small") == "Small helps: no significant difference"
+
+
+def test_seed_values_feed_plot_ablation():
+    from fgic import viz
+
+    data, failed = evidence.seed_values(cells())
+    assert data["base"] == pytest.approx([70.0, 72.0, 71.0]) and data["big"] == pytest.approx([80.0, 82.0])
+    assert failed == {"big": ["collapsed"]}
+    ax = viz.plot_ablation(data, failed=failed, baseline="base")
+    assert len(ax.patches) == 3 and "2 ok + 1 failed (collapsed)" in ax.get_xticklabels()[2].get_text()
