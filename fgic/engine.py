@@ -1,9 +1,11 @@
-"""The one train / evaluate loop every notebook uses, on Lightning Fabric.
+"""The pieces of the one train / evaluate loop every notebook uses, on Lightning Fabric.
 
 Fabric handles devices (CPU, one GPU, several GPUs with DDP, two CPU processes in tests), mixed
-precision and the distributed sampler plumbing; this file keeps only what is ours: the optimiser and
-schedule presets of the seed papers, per-module learning rates, the per-epoch history, metrics
-(top-1, per-class accuracy, confusion matrix), a NaN/inf guard, atomic checkpoints and exact resume.
+precision and the distributed sampler plumbing; this file keeps only what is ours: the training config,
+the optimiser and schedule presets of the seed papers, per-module learning rates, metrics (top-1,
+per-class accuracy, confusion matrix), atomic checkpoint writes and ``fit``. The loop itself is
+``fgic.trainer.Trainer``; the NaN/inf guard, checkpoints with exact resume, history rows and progress
+bars are its callbacks (``fgic.callbacks``).
 
 Exact resume: every epoch reseeds all random streams from ``(seed, epoch)`` (data order, augmentation,
 dropout, GHOLM's theta), so a run resumed from the checkpoint written at the end of epoch ``e`` sees the
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,10 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader, Dataset
 
-from fgic.data.loading import make_loader
 from fgic.models.base import model_outputs, predict_logits
 
 
@@ -428,39 +427,26 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    callbacks: list | tuple = (),
 ) -> dict:
     """Train ``model`` with ``criterion``; return ``{"history": [...], "metrics": {...}, "device": ...}``.
 
+    A thin wrapper of ``fgic.trainer.Trainer`` with the usual callbacks (``fgic.callbacks``):
     ``checkpoint``: path of the checkpoint written atomically after every epoch; with ``resume`` an
-    existing one is continued. ``on_epoch(row)`` is called with each history row (rank 0).
-    ``stop_after``: stop after that many epochs in this call (used to test resume). Multi-process runs
-    (``cfg.devices > 1``) with ``strategy="ddp_spawn"`` run in spawned workers and return rank 0's result.
+    existing one is continued. ``on_epoch(row)`` is called with each history row (rank 0), after the
+    checkpoint. ``progress``: live bars (``TQDM_DISABLE=1`` silences them). ``callbacks``: more ``Callback``s,
+    called after those. ``stop_after``: stop after that many epochs in this call (used to test resume).
+    Multi-process runs (``cfg.devices > 1``) with ``strategy="ddp_spawn"`` run in spawned workers and return
+    rank 0's result.
     """
-    cfg = cfg or TrainConfig()
-    cfg.validate()  # fields may have been changed after construction
-    if len(train_ds) == 0:
-        raise ValueError("the training split is empty: no image to train on (check the data root and split)")
-    train_ds = limit(train_ds, cfg.limit_train, cfg.seed)
-    val_ds, test_ds = limit(val_ds, cfg.limit_eval, 0), limit(test_ds, cfg.limit_eval, 0)
-    fabric = make_fabric(cfg)
-    args = (
-        model,
-        criterion,
-        train_ds,
-        val_ds,
-        test_ds,
-        cfg,
-        regularizer,
-        checkpoint,
-        resume,
-        on_epoch,
-        stop_after,
-        progress,
-    )
-    if cfg.strategy == "ddp_spawn" and cfg.devices > 1:
-        return fabric.launch(_fit, *args)
-    fabric.launch()
-    return _fit(fabric, *args)
+    from fgic.callbacks import Checkpoint, OnEpoch, Progress
+    from fgic.trainer import Trainer
+
+    cbs = [Checkpoint(checkpoint, resume)] if checkpoint else []
+    cbs += [OnEpoch(on_epoch)] if on_epoch else []
+    cbs += [Progress(progress), *callbacks]
+    trainer = Trainer(model, criterion, cfg, regularizer=regularizer, callbacks=cbs)
+    return trainer.fit(train_ds, val_ds, test_ds, stop_after=stop_after)
 
 
 def limit(ds: Dataset | None, n: int, seed: int) -> Dataset | None:
@@ -480,177 +466,6 @@ def peak_memory_mb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _fit(
-    fabric,
-    model,
-    criterion,
-    train_ds,
-    val_ds,
-    test_ds,
-    cfg,
-    regularizer,
-    checkpoint,
-    resume,
-    on_epoch,
-    stop_after,
-    progress,
-):
-    num_classes = model.num_classes
-    channels_last = cfg.channels_last if cfg.channels_last is not None else fabric.device.type == "cuda"
-    module = TrainModule(model, criterion, regularizer)
-    if channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    groups = build_param_groups({"model": model, "criterion": criterion}, cfg.lr, cfg.param_groups, cfg.weight_decay)
-    optimizer = build_optimizer(groups, cfg)
-
-    history: list[dict] = []
-    start_epoch = 0
-    ckpt_path = Path(checkpoint) if checkpoint else None
-    if ckpt_path and resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        load_module_state(module, state["module"], ckpt_path)
-        optimizer.load_state_dict(state["optimizer"])
-        history, start_epoch = state["history"], state["epoch"]
-
-    # torch.compile wraps the module; checkpoints always hold the plain module's state (no _orig_mod.)
-    fmodule, optimizer = fabric.setup(torch.compile(module) if cfg.compile else module, optimizer)
-
-    sampler = DistributedSampler(train_ds, fabric.world_size, fabric.global_rank, shuffle=True, seed=cfg.seed)
-    # Loaders are not wrapped by Fabric: its wrapper calls sampler.set_epoch() with its own counter,
-    # which restarts at 0 on resume. Batches are moved to the device in the loops instead.
-    # fgic.data.loading: workers ("auto": from the cores), persistent workers, pinned memory on CUDA
-    loader_kw = dict(num_workers=cfg.num_workers, device=fabric.device)
-    drop = len(train_ds) > cfg.batch_size
-    train_loader = make_loader(train_ds, cfg.batch_size, sampler=sampler, drop_last=drop, seed=cfg.seed, **loader_kw)
-    eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
-    eval_loaders = {
-        split: make_loader(
-            ds,
-            eval_bs,
-            sampler=DistributedSampler(ds, fabric.world_size, fabric.global_rank, shuffle=False),
-            **loader_kw,
-        )
-        for split, ds in (("val", val_ds), ("test", test_ds if cfg.eval_test else None))
-        if ds is not None and len(ds) > 0
-    }
-    quiet = not progress or not fabric.is_global_zero or os.environ.get("TQDM_DISABLE") == "1"
-    t_run = time.perf_counter()
-    last = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
-    bar = tqdm(range(start_epoch, last), desc="epochs", disable=quiet, initial=start_epoch, total=cfg.epochs)
-    final: dict[str, dict] = {}  # full metrics of the last epoch: evaluated once, used by its row and the result
-    for epoch in bar:
-        seed_epoch(cfg.seed, epoch)
-        sampler.set_epoch(epoch)
-        if hasattr(criterion, "step_epoch"):
-            criterion.step_epoch(epoch)
-        set_lr(optimizer, lr_factor(cfg, epoch))
-        row = _train_epoch(fabric, fmodule, optimizer, train_loader, cfg, epoch, channels_last, quiet)
-        is_last = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_every == 0 or is_last:  # val and test alike
-            for split, loader in eval_loaders.items():
-                m = evaluate(fabric, fmodule, loader, num_classes, channels_last)
-                row[f"{split}_acc"] = m["top1"]
-                if is_last:
-                    final[split] = m
-        history.append(row)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("acc") or k == "train_loss"})
-        if fabric.is_global_zero:
-            if ckpt_path:  # the checkpoint first: a record never runs ahead of it (fgic.runs re-syncs a lagging one)
-                ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-                state = {
-                    "module": module.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history,
-                    "epoch": epoch + 1,
-                }
-                save_atomic(state, ckpt_path)
-            if on_epoch:
-                on_epoch(row)
-        fabric.barrier()
-
-    result = {
-        "history": history,
-        "device": str(fabric.device),
-        "world_size": fabric.world_size,
-        "precision": _precision(cfg),
-        "seconds": time.perf_counter() - t_run,
-        "finished": len(history) == cfg.epochs,
-        "loss_weight_decay": loss_weight_decay(criterion, cfg.weight_decay),
-    }
-    if result["finished"]:
-        metrics = {}
-        for split, loader in eval_loaders.items():
-            if split not in final:  # resumed after the last epoch had been trained
-                final[split] = evaluate(fabric, fmodule, loader, num_classes, channels_last)
-            m = final[split]
-            metrics[f"{split}_top1"], metrics[f"{split}_top5"] = m["top1"], m["top5"]
-            if split == "test" or "test" not in eval_loaders:
-                metrics.update(per_class_acc=m["per_class_acc"], confusion=m["confusion"])
-        result["metrics"] = metrics
-    # measurements, not results: kept out of "metrics" so that a resumed run's metrics equal an uninterrupted one's
-    trained = [r["train_img_s"] for r in history if r.get("train_img_s")]
-    result["train_img_s"] = sum(trained) / len(trained) if trained else None  # mean over epochs, all processes
-    result["peak_memory_mb"] = peak_memory_mb(fabric.device)
-    return result
-
-
-def _train_epoch(
-    fabric, fmodule, optimizer, loader, cfg: TrainConfig, epoch: int, channels_last: bool, quiet: bool
-) -> dict:
-    fmodule.train()
-    t0 = time.perf_counter()
-    loss_sum = torch.zeros((), device=fabric.device)
-    correct = torch.zeros((), dtype=torch.long, device=fabric.device)
-    parts_sum: dict[str, torch.Tensor] = {}  # loss parts summed on the device: one host sync per epoch
-    seen = 0
-    check_every = 1 if fabric.device.type == "cpu" else 25  # finiteness checks sync the GPU: do them sparsely
-    inner = getattr(fmodule, "module", fmodule)  # the TrainModule under Fabric / DDP / torch.compile wrappers
-    inner = getattr(inner, "_orig_mod", inner)
-    for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet)):
-        x, y = x.to(fabric.device, non_blocking=True), y.to(fabric.device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        loss, logits = fmodule(x, y)
-        if step % check_every == 0 and not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                f"(lr {optimizer.param_groups[0]['lr']:.3g}). "
-                "Training stopped; lower the learning rate, check the inputs, or use gradient clipping (grad_clip)."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        if cfg.grad_clip > 0:
-            fabric.clip_gradients(fmodule, optimizer, max_norm=cfg.grad_clip)
-        optimizer.step()
-        loss_sum += loss.detach() * y.shape[0]
-        correct += (logits.detach().argmax(1) == y).sum()
-        for k, v in loss_parts(inner).items():
-            parts_sum[k] = parts_sum.get(k, 0) + v.detach() * y.shape[0]
-        seen += y.shape[0]
-        if cfg.max_steps and step + 1 >= cfg.max_steps:
-            break
-    names = sorted(parts_sum)
-    totals = fabric.all_reduce(
-        torch.stack(
-            [loss_sum, correct.float(), torch.tensor(float(seen), device=fabric.device)]
-            + [parts_sum[k].float().reshape(()) for k in names]
-        ),
-        reduce_op="sum",
-    )
-    means = (torch.cat([totals[:2], totals[3:]]) / totals[2]).tolist()  # the epoch's one host sync
-    if not math.isfinite(means[0]):
-        raise NonFiniteLossError(f"the mean training loss of epoch {epoch + 1} is not finite; training stopped.")
-    return {
-        "epoch": epoch + 1,
-        "train_loss": means[0],
-        "train_acc": means[1],
-        **{f"loss_{k}": m for k, m in zip(names, means[2:])},
-        "lr": optimizer.param_groups[0]["lr"],
-        "seconds": (seconds := time.perf_counter() - t0),
-        "train_img_s": totals[2].item() / max(seconds, 1e-9),  # throughput over all processes
-    }
 
 
 def loss_parts(module: TrainModule) -> dict[str, torch.Tensor]:

@@ -2,10 +2,11 @@
 
 A ``RunSpec`` is plain data (strings, numbers, dicts) naming the model, loss, data set, transform and
 training config; its hash is the ``run_id``. ``train(spec, group=...)`` builds everything through the
-registries, trains with ``fgic.engine.fit`` and leaves, under ``runs/<group>/<run_id>/``:
+registries, trains with ``fgic.engine.fit`` (a ``fgic.trainer.Trainer``) and leaves, under ``runs/<group>/<run_id>/``:
 
 - ``record.json``: params, seed, git commit (and whether the tree was dirty), a hash of the fgic
-  sources, package versions, device and precision, per-epoch history, final metrics, wall time, status;
+  sources, package versions, device and precision, the environment (``env``: CPU model, threads,
+  determinism switches, GPU name; see ``environment``), per-epoch history, final metrics, wall time, status;
 - ``last.pt``: the checkpoint after the latest epoch (resume continues from it exactly);
 - ``final.pt``: the trained model (and loss) weights, loaded with ``weights_only=True``.
 
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from fgic.engine import TrainConfig, fit, load_module_state, save_atomic, write_atomic
+from fgic.engine import TrainConfig, _accelerator, fit, load_module_state, save_atomic, write_atomic
 from fgic.paths import runs_dir
 from fgic.profiles import parse_bool
 
@@ -199,6 +200,36 @@ def provenance() -> dict:
             "fgic": fgic.__version__,
         },
     }
+
+
+def environment(accelerator: str = "cpu") -> dict:
+    """The machine and thread settings of this process (record field ``env``; never part of the run id).
+
+    CPU model, torch's intra- and inter-op threads, the determinism switches, the CUDA device name when
+    ``accelerator`` is a GPU, and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set.
+    """
+    on_gpu = accelerator in ("cuda", "gpu") and torch.cuda.is_available()
+    return {
+        "cpu": cpu_model(),
+        "num_threads": torch.get_num_threads(),
+        "num_interop_threads": torch.get_num_interop_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cuda_device": torch.cuda.get_device_name() if on_gpu else None,
+        "env_vars": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else ``platform.processor()`` or the machine type)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def _write_json(obj: dict, path: Path) -> None:
@@ -379,6 +410,19 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+@dataclass
+class _Call:
+    """One call of ``train``: which run, and how to train it."""
+
+    spec: RunSpec
+    group: str
+    name: str
+    retrain: bool
+    progress: bool = True
+    stop_after: int | None = None
+    lock_timeout: float | None = None
+
+
 def train(
     spec: RunSpec,
     group: str = "default",
@@ -390,48 +434,73 @@ def train(
 ) -> Record:
     """Train ``spec`` (or return its finished record) under ``runs/<group>/<run_id>/``.
 
-    ``retrain``: a bool or one of true/false/yes/no/1/0 (papermill passes strings). ``stop_after``: stop
-    after that many epochs in this call, leaving a resumable run (for tests). ``lock_timeout``: seconds to
-    wait for another process training the same run (None: wait until it is done).
+    ``retrain``: a bool or one of true/false/yes/no/1/0 (papermill passes strings). ``progress``: live bars
+    (quiet with ``TQDM_DISABLE=1``) and, for a finished run, one line (``run_line``): name, seed, test top-1,
+    wall time, "reused" when it was not trained now. ``stop_after``: stop after that many epochs in this call,
+    leaving a resumable run (for tests). ``lock_timeout``: seconds to wait for another process training the
+    same run (None: wait until it is done).
     """
-    retrain = parse_bool(retrain, "retrain")
+    call = _Call(spec, group, name, parse_bool(retrain, "retrain"), progress, stop_after, lock_timeout)
+    rec, reused = _train(call)
+    if progress and rec.get("status") == "finished":
+        print_run_line(rec, reused)
+    return rec
+
+
+def run_line(rec: Record | dict, reused: bool = False) -> str:
+    """The one line a finished run prints: name, seed, test top-1, wall time (and "reused")."""
+    top1 = rec.get("metrics", {}).get("test_top1")
+    wall = rec.get("wall_time") or 0.0
+    took = f"{wall:.1f} s" if wall < 60 else f"{wall / 60:.1f} min"
+    acc = "n/a" if top1 is None else f"{top1:.3f}"
+    return f"{rec['name']} seed {rec.get('seed')}: test top-1 {acc}, {took}" + (" (reused)" if reused else "")
+
+
+def print_run_line(rec: Record | dict, reused: bool = False) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(run_line(rec, reused))  # above any live bar
+
+
+def _train(call: _Call) -> tuple[Record, bool]:
+    """(record, reused): the finished record of ``call.spec``, or the one of a run trained now."""
+    spec, group = call.spec, call.group
     d = run_dir(group, spec.run_id)
-    found = None if retrain else find(spec, group)
+    found = None if call.retrain else find(spec, group)
     prov = provenance()
     if found is not None:
         if found.get("code_hash") != prov["code_hash"]:
             print(
-                f"note: run {spec.run_id} ({name or spec.model}) was made by fgic code {found.get('code_hash')} "
+                f"note: run {spec.run_id} ({call.name or spec.model}) was made by fgic code {found.get('code_hash')} "
                 f"(commit {found.get('commit')}); the code is now {prov['code_hash']}. Pass retrain=True to refresh it."
             )
-        return found
-
-    model, criterion, train_ds, val_ds, test_ds, reg = build(spec)  # raises before anything is written
-    with run_lock(d, lock_timeout):
-        if not retrain and (found := find(spec, group)) is not None:
-            return found  # another process finished it while this one waited
-        if retrain:
+        return found, True
+    built = build(spec)  # raises before anything is written
+    with run_lock(d, call.lock_timeout):
+        if not call.retrain and (found := find(spec, group)) is not None:
+            return found, True  # another process finished it while this one waited
+        if call.retrain:
             for p in d.iterdir():
                 if p.name != LOCK_NAME:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
         for p in orphans(d):
             p.unlink()  # left by a kill during an atomic write
         with _sigterm_as_interrupt():
-            return _train_locked(
-                spec, d, group, name, prov, stop_after, progress, model, criterion, train_ds, val_ds, test_ds, reg
-            )
+            return _train_locked(call, d, prov, built), False
 
 
-def _train_locked(spec, d, group, name, prov, stop_after, progress, model, criterion, train_ds, val_ds, test_ds, reg):
+def _start_record(call: _Call, d: Path, prov: dict, built: tuple) -> Record:
+    """The record of a run starting now, or resuming from ``d/last.pt`` (its history caught up with it)."""
+    spec, (model, _, train_ds, val_ds, test_ds, _) = call.spec, built
     try:
         earlier = json.loads((d / "record.json").read_text()) if (d / "record.json").is_file() else {}
     except ValueError:
         earlier = {}
     ckpt = _checkpoint_state(d)
-    rec = Record(
+    return Record(
         run_id=spec.run_id,
-        name=name or f"{spec.model}-{spec.loss}",
-        group=group,
+        name=call.name or f"{spec.model}-{spec.loss}",
+        group=call.group,
         params=spec.to_dict(),
         seed=spec.config.seed,
         status="running",
@@ -446,14 +515,20 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
         last_epoch=ckpt[0] if ckpt else 0,
         wall_time=earlier.get("wall_time", 0.0) if ckpt else 0.0,  # training time of earlier calls
         **prov,
+        env=environment(_accelerator(spec.config)),  # of this call: a resumed run records the latest machine
     )
-    wall0 = rec["wall_time"]
+
+
+def _train_locked(call: _Call, d: Path, prov: dict, built: tuple) -> Record:
+    model, criterion, train_ds, val_ds, test_ds, reg = built
+    rec = _start_record(call, d, prov, built)
+    wall0, t0 = rec["wall_time"], time.perf_counter()
+    wall = lambda: wall0 + time.perf_counter() - t0  # training time summed over resumes
     _write_json(rec, d / "record.json")
-    t0 = time.perf_counter()
 
     def on_epoch(row: dict) -> None:  # called after last.pt is saved: the record never runs ahead of it
         rec["history"] = [*rec["history"], row]
-        rec.update(last_epoch=row["epoch"], wall_time=wall0 + time.perf_counter() - t0)
+        rec.update(last_epoch=row["epoch"], wall_time=wall())
         _write_json(rec, d / "record.json")
 
     try:
@@ -463,22 +538,25 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
             train_ds,
             val_ds,
             test_ds,
-            spec.config,
+            call.spec.config,
             regularizer=reg,
             checkpoint=d / "last.pt",
             resume=True,
-            stop_after=stop_after,
-            progress=progress,
+            stop_after=call.stop_after,
+            progress=call.progress,
             on_epoch=on_epoch,
         )
     except BaseException as e:  # keep the completed epochs; Ctrl-C / SIGTERM: resumable
-        rec.update(
-            status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-            error=f"{type(e).__name__}: {e}",
-            wall_time=wall0 + time.perf_counter() - t0,
-        )
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        rec.update(status=status, error=f"{type(e).__name__}: {e}", wall_time=wall())
         _write_json(rec, d / "record.json")
         raise
+    return _finish_record(rec, result, wall(), (model, criterion))
+
+
+def _finish_record(rec: Record, result: dict, wall_time: float, modules: tuple) -> Record:
+    """Store ``fit``'s result in the record; a finished run also writes ``final.pt`` (model and loss weights)."""
+    d = Path(rec["dir"])
     rec.update(
         history=result["history"],
         last_epoch=len(result["history"]),
@@ -488,13 +566,14 @@ def _train_locked(spec, d, group, name, prov, stop_after, progress, model, crite
         loss_weight_decay=result["loss_weight_decay"],
         train_img_s=result["train_img_s"],  # training throughput (images / s), mean over epochs
         peak_memory_mb=result["peak_memory_mb"],  # peak CUDA memory on a GPU, else the peak resident set size
-        wall_time=wall0 + time.perf_counter() - t0,  # summed over resumes
+        wall_time=wall_time,  # summed over resumes
     )
     if not result["finished"]:
         rec["status"] = "interrupted"  # resumable from last.pt
         _write_json(rec, d / "record.json")
         return rec
     rec.update(status="finished", metrics=result["metrics"], finished=_now())
+    model, criterion = modules
     save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict()}, d / "final.pt")
     _write_json(rec, d / "record.json")
     return rec
@@ -631,11 +710,6 @@ def train_many(
     then the other runs finish and one ``GridError`` lists the failures at the end.
     ``overrides`` (``"epochs=1;max_steps=20"``): applied to every spec (``with_overrides``).
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from tqdm.auto import tqdm
-
     from fgic.plan import available_cores, make_plan
 
     retrain = parse_bool(retrain, "retrain")
@@ -653,39 +727,87 @@ def train_many(
         workers = max(1, min(workers, len(todo), available_cores()))
     if plan:
         print(make_plan(specs, group, workers, retrain, names, allow_cpu, local=executor is None))
-    quiet = not progress or os.environ.get("TQDM_DISABLE") == "1"
-    failures: list[str] = []
-    own_pool = executor is None and workers > 1 and len(todo) > 0
-    if executor is None and not own_pool:
-        for i in tqdm(todo, desc="runs", disable=quiet):
-            try:
-                train(specs[i], group, names[i], retrain, progress=False)
-            except Exception as e:
-                if not keep_going:
-                    raise
-                failures.append(f"{names[i] or specs[i].run_id}: {type(e).__name__}: {e}")
+    grid = _Grid(specs, names, group, retrain, progress, keep_going)
+    grid.print_reused(todo)
+    if executor is None and (workers <= 1 or not todo):
+        grid.run_here(todo)
     elif todo:
+        grid.run_pooled(todo, executor, workers)
+    if grid.failures:
+        fails = grid.failures
+        raise GridError(f"{len(fails)} of {len(todo)} run(s) failed in runs/{group}:\n- " + "\n- ".join(fails))
+    return [train(s, group, n, retrain=False, progress=False) for s, n in zip(specs, names)]
+
+
+@dataclass
+class _Grid:
+    """The runs of one ``train_many`` call, and the failures it collects with ``keep_going``.
+
+    With ``progress``: one bar over the runs to train, and one line per finished run (``run_line``):
+    the reused runs first, then each trained run as it finishes (one in this process also shows its epochs).
+    """
+
+    specs: list[RunSpec]
+    names: list[str]
+    group: str
+    retrain: bool
+    progress: bool
+    keep_going: bool
+    failures: list[str] = field(default_factory=list)
+
+    def bar(self, items: list):
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc="runs", disable=not self.progress or os.environ.get("TQDM_DISABLE") == "1")
+
+    def print_reused(self, todo: list[int]) -> None:
+        for i, s in enumerate(self.specs):
+            if self.progress and i not in todo and (rec := find(s, self.group)) is not None:
+                print_run_line(rec, reused=True)
+
+    def failed(self, i: int, e: Exception) -> None:
+        self.failures.append(f"{self.names[i] or self.specs[i].run_id}: {type(e).__name__}: {e}")
+
+    def run_here(self, todo: list[int]) -> None:
+        """Train one run after the other in this process."""
+        for i in self.bar(todo):
+            try:
+                train(self.specs[i], self.group, self.names[i], self.retrain, progress=self.progress)
+            except Exception as e:
+                if not self.keep_going:
+                    raise
+                self.failed(i, e)
+
+    def run_pooled(self, todo: list[int], executor, workers: int) -> None:
+        """Train in ``executor``, else in a pool of ``workers`` spawned processes (threads shared out)."""
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         threads = max(1, torch.get_num_threads() // workers)
         pool = executor or ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
         )
         try:
-            jobs = [
-                (i, pool.submit(_train_in_worker, specs[i].to_dict(), group, names[i], retrain, str(runs_dir())))
-                for i in todo
-            ]
-            for n, (i, job) in enumerate(tqdm(jobs, desc="runs", disable=quiet)):
-                try:
-                    job.result()  # re-raises a worker's error here
-                except Exception as e:
-                    if not keep_going:
-                        for _, later in jobs[n + 1 :]:
-                            later.cancel()
-                        raise
-                    failures.append(f"{names[i] or specs[i].run_id}: {type(e).__name__}: {e}")
+            root = str(runs_dir())
+            submit = lambda i: pool.submit(
+                _train_in_worker, self.specs[i].to_dict(), self.group, self.names[i], self.retrain, root
+            )
+            self.collect([(i, submit(i)) for i in todo])
         finally:
-            if own_pool:
+            if executor is None:
                 pool.shutdown(wait=True, cancel_futures=True)
-    if failures:
-        raise GridError(f"{len(failures)} of {len(todo)} run(s) failed in runs/{group}:\n- " + "\n- ".join(failures))
-    return [train(s, group, n, retrain=False, progress=False) for s, n in zip(specs, names)]
+
+    def collect(self, jobs: list[tuple]) -> None:
+        """Wait for each job in order; print its line, or cancel the later ones on a failure (without keep_going)."""
+        for n, (i, job) in enumerate(self.bar(jobs)):
+            try:
+                job.result()  # re-raises a worker's error here
+            except Exception as e:
+                if not self.keep_going:
+                    for _, later in jobs[n + 1 :]:
+                        later.cancel()
+                    raise
+                self.failed(i, e)
+                continue
+            if self.progress and (rec := find(self.specs[i], self.group)) is not None:
+                print_run_line(rec)
