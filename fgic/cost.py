@@ -1,4 +1,4 @@
-"""Model cost: parameter counts, FLOPs and inference latency.
+"""Model cost: parameter counts, FLOPs and inference latency (formerly ``fgic.profile``, now a deprecated shim).
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode``, which reports 2 x MACs for
 convolutions and matrix products (one multiply and one add per MAC); ``macs`` is simply ``flops // 2``.
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["complexity", "inference_time", "params"]
 
 
 def params(model: nn.Module, trainable_only: bool = False) -> int:
