@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+# ``python -m fgic list <what>``: the registries printed as tables (name, paper, description, aliases)
+REGISTRIES = {
+    "models": ("fgic.models.registry", "MODELS"),
+    "losses": ("fgic.losses.registry", "LOSSES"),
+    "datasets": ("fgic.data.registry", "DATASETS"),
+    "transforms": ("fgic.data.transforms", "PRESETS"),
+}
+LISTS = (*REGISTRIES, "benchmarks", "notebooks")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fgic", description="fgic: fine-grained classification study workspace")
@@ -51,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--tiny", action="store_true", help="toy sizes: checks that it runs, figures mean nothing")
     be.add_argument("--peak-tflops", type=float, default=None, help="gpu: peak TFLOP/s for the MFU (default 989)")
 
-    sub.add_parser("list", help="list models, losses, data sets, benchmarks and notebooks")
+    li = sub.add_parser("list", help="list models, losses, data sets, transforms, benchmarks and notebooks")
+    li.add_argument("what", nargs="?", choices=LISTS, help="one table: name, paper, description, aliases")
+    li.add_argument("pattern", nargs="?", default="", help="only names containing it (or matching a glob: '*_top')")
 
     pr = sub.add_parser("predict", help="top-k classes of images (files or folders) under a trained run")
     pr.add_argument("images", nargs="+", help="image files and / or folders (searched recursively)")
@@ -133,18 +144,36 @@ def main(argv: list[str] | None = None) -> int:
         kw = {"peak_tflops": args.peak_tflops} if args.peak_tflops is not None else {}
         run_benchmark(args.name, args.device, tiny=args.tiny, **kw)
         return 0
+    if args.cmd == "list" and args.what in REGISTRIES:
+        import importlib
+
+        module, attr = REGISTRIES[args.what]
+        reg = getattr(importlib.import_module(module), attr)
+        if not reg.list(args.pattern):
+            print(f"no {reg.kind} matches {args.pattern!r}", file=sys.stderr)
+            return 1
+        print(reg.table(args.pattern))
+        return 0
     if args.cmd == "list":
         from fgic.bench import list_benchmarks
         from fgic.data import list_datasets
+        from fgic.data.transforms import list_presets
         from fgic.losses import list_losses
         from fgic.models import list_models
         from fgic.notebooks import find_notebooks
 
-        print("models:    ", ", ".join(list_models()))
-        print("losses:    ", ", ".join(list_losses()))
-        print("data sets: ", ", ".join(list_datasets()))
-        print("benchmarks:", ", ".join(list_benchmarks()))
-        print("notebooks: ", ", ".join(p.stem for p in find_notebooks()))
+        lists = {
+            "models": lambda: list_models(args.pattern),
+            "losses": lambda: list_losses(args.pattern),
+            "datasets": lambda: list_datasets(args.pattern),
+            "transforms": lambda: list_presets(args.pattern),
+            "benchmarks": lambda: [n for n in list_benchmarks() if args.pattern in n],
+            "notebooks": lambda: [p.stem for p in find_notebooks() if args.pattern in p.stem],
+        }
+        for what in [args.what] if args.what else lists:
+            print(f"{what + ':':<11}", ", ".join(lists[what]()))
+        if not args.what:
+            print("(python -m fgic list models|losses|datasets|transforms [PATTERN]: one table with descriptions)")
         return 0
     if args.cmd == "make-folder-tree":
         from fgic.data.tools import cub_to_folder_tree

@@ -50,13 +50,8 @@ NOTEBOOKS = ("00_benchmark_tour", *EXPERIMENTS)
 SHRINK = {
     "acanet18": {"width": 8},
     "resnet18": {"width": 8},
-    "resnet50_": {"layers": [1, 1, 1, 1], "width": 8},  # 03's ResNet-50 variants
-    "vgg16bn_": {"width": 8},  # 03's VGG16-BN variants
-    "ca_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
-    "cam_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
-    "csca_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
-    "plain_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
-    "sa_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
+    "resnet50": {"layers": [1, 1, 1, 1], "width": 8},  # 02's and 03's ResNet-50s (resnet50, resnet50_*)
+    "vgg16_bn_": {"width": 8},  # 03's VGG16-BN variants (vgg16_bn_*_top)
     "gholm_convnext": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1]},
     "convnextv2_large": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1]},
 }
@@ -86,6 +81,9 @@ def grid(notebook: str, overrides=None) -> dict[str, RunSpec]:
 
 
 def _shrink_kw(model: str) -> dict:
+    from fgic.models.registry import MODELS
+
+    model = MODELS.entry(model).name if model in MODELS else model  # a former (deprecated) name: its new one
     return next((kw for prefix, kw in SHRINK.items() if model.startswith(prefix)), {})
 
 

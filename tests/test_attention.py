@@ -151,8 +151,8 @@ def test_gradients_reach_input_and_every_parameter(make):
 
 # ---------------------------------------------------------------- networks (tiny trunks, 32 px)
 SMALL_RN = dict(layers=(1, 1, 1, 1), width=8)
-SEED1 = ["plain_resnet50", "fcn_resnet50", "ca_resnet50", "sa_resnet50", "csca_resnet50"]
-SEED2 = [f"{a}_{k}" for a in ("vgg16bn", "resnet50") for k in ("base", "ca", "sa", "ma")]
+SEED1 = ["resnet50", "resnet50_fcn_head", "resnet50_ca_units", "resnet50_sa_units", "resnet50_csca_units"]
+SEED2 = [f"{a}_{k}top" for a in ("vgg16_bn", "resnet50") for k in ("", "ca_", "sa_", "ma_")]
 
 
 def _small(name, k=5):
@@ -172,13 +172,13 @@ def test_network_forward_backward(name):
 
 
 def test_seed2_head_is_fc512_bn_elu():
-    model = _small("resnet50_ma")
+    model = _small("resnet50_ma_top")
     assert model.num_features == 512
     kinds = [type(m) for m in model.pre_logits]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ELU] and model.pre_logits[0].in_features == 256
 
 
-@pytest.mark.parametrize("name", ["fcn_resnet50", "ca_resnet50"])
+@pytest.mark.parametrize("name", ["resnet50_fcn_head", "resnet50_ca_units"])
 def test_seed1_cam_mean_is_logits(name):
     model, x = _small(name).eval(), torch.randn(2, 3, 64, 64)
     cam = model.cam(x)
@@ -187,16 +187,16 @@ def test_seed1_cam_mean_is_logits(name):
 
 
 def test_seed1_attention_in_every_block_and_maps():
-    model = _small("csca_resnet50")
+    model = _small("resnet50_csca_units")
     model(torch.randn(2, 3, 32, 32))
     maps = attention_maps(model)
     assert list(maps) == [f"features.layer{i}.0.attn" for i in range(1, 5)]
     assert all(v.shape[:2] == (2, 1) for v in maps.values())
-    assert attention_maps(_small("plain_resnet50")) == {}
+    assert attention_maps(_small("resnet50")) == {}
 
 
 def test_seed1_attention_changes_output_only_through_its_maps():
-    plain, ca = _small("plain_resnet50").eval(), _small("ca_resnet50").eval()
+    plain, ca = _small("resnet50").eval(), _small("resnet50_ca_units").eval()
     missing = ca.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all(".attn." in k for k in missing)
     x = torch.randn(2, 3, 32, 32)
@@ -215,12 +215,12 @@ def test_trunk_matches_torchvision_and_loads_weight_files(tmp_path):
     x = torch.randn(1, 3, 32, 32)
     ref_feats = nn.Sequential(*list(ref.children())[:-2])(x)
     torch.testing.assert_close(trunk(x), ref_feats)
-    model = create_model("csca_resnet50", 3, pretrained=str(path), layers=(1, 1, 1, 1))  # attention stays new
+    model = create_model("resnet50_csca_units", 3, pretrained=str(path), layers=(1, 1, 1, 1))  # attention stays new
     torch.testing.assert_close(model.features.conv1.weight, ref.conv1.weight)
     with pytest.raises(PretrainedWeightsError):
-        create_model("ca_resnet50", 3, pretrained=str(path), layers=(1, 1, 2, 1))
+        create_model("resnet50_ca_units", 3, pretrained=str(path), layers=(1, 1, 2, 1))
     with pytest.raises(ValueError):
-        create_model("ca_resnet50", 3, pretrained=True, width=16)
+        create_model("resnet50_ca_units", 3, pretrained=True, width=16)
 
 
 def test_vgg_trunk_loads_full_vgg_state_dict(tmp_path):
@@ -245,7 +245,7 @@ def test_attention_prefixes_select_exactly_the_attention_params(name):
         if isinstance(m, ATTENTION_TYPES):
             expected |= {f"{mname}.{n}" for n, _ in m.named_parameters()}
     assert chosen == expected
-    has_attention = not (name.endswith("_base") or name in ("plain_resnet50", "fcn_resnet50"))
+    has_attention = name not in ("resnet50_top", "vgg16_bn_top", "resnet50", "resnet50_fcn_head")
     assert bool(chosen) == has_attention
     if name in SEED2 and has_attention:
         assert prefixes == (model.ATTENTION_PREFIX,) == ("attention.",)
@@ -257,7 +257,7 @@ def test_fgic_cam_uses_the_fcn_head_maps():
     from fgic.cam import cam, normalize_maps
 
     torch.manual_seed(0)
-    net = create_model("fcn_resnet50", 3, layers=(1, 1, 1, 1), width=8).eval()
+    net = create_model("resnet50_fcn_head", 3, layers=(1, 1, 1, 1), width=8).eval()
     x, classes = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
     with torch.no_grad():
         own = net.cam(x)[torch.arange(2), classes]  # (B, h, w)
@@ -275,7 +275,7 @@ def test_plain_fcn_head_equals_gap_plus_fc():
         head.conv.weight.copy_(fc.weight[:, :, None, None])
         head.conv.bias.copy_(fc.bias)
     torch.testing.assert_close(head(fmap), fc(fmap.mean((2, 3))))
-    plain, fcn = _small("plain_resnet50").eval(), _small("fcn_resnet50").eval()
+    plain, fcn = _small("resnet50").eval(), _small("resnet50_fcn_head").eval()
     sd = plain.state_dict()
     sd["fc.conv.weight"], sd["fc.conv.bias"] = sd.pop("fc.weight")[:, :, None, None], sd.pop("fc.bias")
     fcn.load_state_dict(sd)
@@ -305,12 +305,12 @@ def test_cam_attention_differs_from_gap_fc_and_its_cam_is_the_weighted_channel_s
 
 
 def test_cam_resnet50_uses_the_cam_attention_head():
-    model, x = _small("cam_resnet50").eval(), torch.randn(2, 3, 64, 64)
+    model, x = _small("resnet50_cam_head").eval(), torch.randn(2, 3, 64, 64)
     assert isinstance(model.fc, CAMAttention)
     fmap = model.forward_features(x)
     torch.testing.assert_close(model.cam(x), model.fc.cam(fmap))
     torch.testing.assert_close(model(x), model.fc(fmap))
-    plain = _small("plain_resnet50").eval()  # same trunk and classifier weights, plain GAP + FC
+    plain = _small("resnet50").eval()  # same trunk and classifier weights, plain GAP + FC
     sd = {k.replace("fc.fc.", "fc."): v for k, v in model.state_dict().items()}
     plain.load_state_dict(sd)
     assert not torch.allclose(model(x), plain(x), atol=1e-4)

@@ -48,8 +48,8 @@ def test_dry_run_passes_for_every_notebooks_paper_grid_on_cub100(capsys):
     for model in (
         "vgg16",
         "densenet121",
-        "csca_resnet50",
-        "vgg16bn_ma",
+        "resnet50_csca_units",
+        "vgg16_bn_ma_top",
         "gholm_convnext_small",
         "convnextv2_large_scra",
     ):

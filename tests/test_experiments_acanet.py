@@ -130,7 +130,7 @@ def test_fcsa_window_flops_closed_form():
 def test_fcsa_attention_is_counted_once():
     # FCSA's attention is a masked SDPA now: complexity() counts it (at least the window's products),
     # so the separate count that notebook 01 adds to complexity() must be 0, not a second copy
-    from fgic.profile import complexity
+    from fgic.cost import complexity
 
     kw = dict(width=8, kernel_att=3, fcsa_stages=[3, 4])
     m, size = create_model("acanet18", 4, **kw), (3, 64, 64)

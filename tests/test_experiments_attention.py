@@ -69,7 +69,7 @@ def test_multi_attention_numbers():
 def test_multi_attention_heatmap_helpers():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
-    fcn = create_model("fcn_resnet50", 3, layers=(1, 1, 1, 1), width=8).eval()
+    fcn = create_model("resnet50_fcn_head", 3, layers=(1, 1, 1, 1), width=8).eval()
     h = ma.class_cam(fcn, x, torch.tensor([0, 2]))
     assert h.shape == (2, 64, 64) and float(h.min()) >= 0 and float(h.max()) <= 1
     with torch.no_grad():  # the head's map of class 0 for image 0 and of class 2 for image 1, min-max, upsampled
@@ -78,7 +78,7 @@ def test_multi_attention_heatmap_helpers():
     ref = torch.nn.functional.interpolate(((cam - lo) / (hi - lo))[:, None], size=(64, 64), mode="bilinear",
                                           align_corners=False)[:, 0]
     assert torch.allclose(h, ref, atol=1e-5)
-    csca = create_model("csca_resnet50", 3, layers=(1, 2, 1, 1), width=8).eval()
+    csca = create_model("resnet50_csca_units", 3, layers=(1, 2, 1, 1), width=8).eval()
     for stage in (1, 2, 3, 4):
         h = ma.stage_attention_map(csca, x, stage)
         assert h.shape == (2, 64, 64) and float(h.min()) >= 0 and float(h.max()) <= 1
@@ -91,7 +91,7 @@ def test_multi_attention_heatmap_helpers():
     assert torch.allclose(ma.stage_attention_map(csca, x, 2), ref, atol=1e-5)
     assert torch.equal(ma.to_image(torch.ones(2, 1, 1), (8, 8)), torch.zeros(2, 8, 8))  # constant map -> 0
     with pytest.raises(ValueError):
-        ma.stage_attention_map(create_model("ca_resnet50", 3, layers=(1, 1, 1, 1), width=8).eval(), x, 3)
+        ma.stage_attention_map(create_model("resnet50_ca_units", 3, layers=(1, 1, 1, 1), width=8).eval(), x, 3)
 
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
@@ -130,7 +130,7 @@ def test_mixed_attention_paper_profile():
 
 def test_mixed_attention_param_groups_match_the_model():
     S = profiles.settings(mx.NOTEBOOK, "smoke")
-    model = create_model("resnet50_ma", 4, layers=(1, 1, 1, 1), width=8)
+    model = create_model("resnet50_ma_top", 4, layers=(1, 1, 1, 1), width=8)
     assert mx.param_groups(S) == paper_param_groups(model)
     names = [n for n, _ in model.named_parameters() if n.startswith("attention.")]
     assert names and any("merge" in n for n in names)  # MA's merge conv trains at the attention rate
@@ -156,7 +156,7 @@ def test_mixed_attention_numbers():
 
 def test_feature_energy():
     torch.manual_seed(0)
-    model = create_model("vgg16bn_ma", 3, width=8).eval()
+    model = create_model("vgg16_bn_ma_top", 3, width=8).eval()
     x = torch.randn(2, 3, 64, 64)
     e = mx.feature_energy(model, x)
     assert e.shape == (2, 64, 64) and float(e.min()) >= 0 and float(e.max()) <= 1
@@ -171,4 +171,4 @@ def test_feature_energy():
     v = mx.spatial_attention_map(model, x)
     assert v.shape == (2, 64, 64)
     with pytest.raises(ValueError):
-        mx.spatial_attention_map(create_model("vgg16bn_base", 3, width=8).eval(), x)
+        mx.spatial_attention_map(create_model("vgg16_bn_top", 3, width=8).eval(), x)

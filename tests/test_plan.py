@@ -40,7 +40,7 @@ def offline(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "model", ["resnet50", "convnextv2_large", "gholm_convnext_small", "csca_resnet50", "vgg16bn_ma", "vgg16"]
+    "model", ["resnet50", "convnextv2_large", "gholm_convnext_small", "resnet50_csca_units", "vgg16_bn_ma_top", "vgg16"]
 )
 def test_offline_weight_error_is_immediate_and_names_the_local_path(offline, model):
     create_model("resnet18", num_classes=2)  # imports every model module (not part of the look-up)

@@ -1,9 +1,9 @@
-"""fgic.profile: parameter and FLOP counts against hand counts, latency sanity."""
+"""fgic.cost: parameter and FLOP counts against hand counts, latency sanity."""
 
 import torch
 import torch.nn as nn
 
-from fgic.profile import complexity, inference_time, params
+from fgic.cost import complexity, inference_time, params
 
 
 def test_conv_flops_match_hand_count():

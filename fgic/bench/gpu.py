@@ -7,7 +7,7 @@ without and with ``torch.compile``:
 - ``fgic``: ``fgic.engine.fit`` epochs; ``plain``: a hand-written loop (``fgic.bench.engine.measure``,
   the two alternate in one process) over the same random tensors;
 - MFU = achieved model FLOP/s / peak, with model FLOPs per image = 3 x the forward FLOPs of
-  ``fgic.profile.complexity`` (FLOPs = 2 x MACs; backward ~ 2 x forward); peak: bf16 dense,
+  ``fgic.cost.complexity`` (FLOPs = 2 x MACs; backward ~ 2 x forward); peak: bf16 dense,
   989 TFLOP/s for an H100/H200 SXM (``peak_tflops``);
 - the loader's img/s on real JPEGs (``fgic.bench.loader`` with workers from the cores) and, on CUDA,
   nvjpeg batch decoding + GPU resize (``decode_jpegs_on``).
@@ -23,9 +23,9 @@ import torch
 
 from fgic.bench.engine import measure
 from fgic.bench.loader import BATCH, find_images
+from fgic.cost import complexity
 from fgic.data.loading import RawBytes, collate_bytes, decode_jpegs_on, make_loader, resolve_workers
 from fgic.models import create_model
-from fgic.profile import complexity
 
 PEAK_TFLOPS = 989.0  # bf16 dense, H100 / H200 SXM
 

@@ -106,6 +106,7 @@ def aircraft(
     crop_banner: bool = False,
     download: bool = False,
 ) -> ImageListDataset:
+    """FGVC-Aircraft (Maji et al. 2013): 100 variants (or family / manufacturer), 6,667 trainval / 3,333 test."""
     trainval, test, classes = aircraft_samples(root, annotation_level, download)
     return build_annotated(
         "aircraft",

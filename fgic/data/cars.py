@@ -88,6 +88,7 @@ def cars_samples(root, name: str = "cars") -> tuple[list[Sample], list[Sample], 
 def cars(
     root=None, split="train", transform=None, val_fraction=0.1, seed=0, download: bool = False
 ) -> ImageListDataset:
+    """Stanford Cars (Krause et al. 2013): 196 classes, 8,144 train / 8,041 test, with boxes."""
     if download:
         raise root_error("cars", root, "download=True is not possible (the original URL is dead)", LAYOUT, HINT)
     train, test, classes = cars_samples(root)

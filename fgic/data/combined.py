@@ -26,6 +26,7 @@ def cub_aircraft(
     crop_banner: bool = False,
     download: bool = False,
 ) -> ImageListDataset:
+    """CUB-200-2011 + FGVC-Aircraft as one 300-class problem (SCRA paper, task 2)."""
     name = "cub_aircraft"
     cub_train, cub_test, cub_classes = cub_samples(root, name=name)
     air_train, air_test, air_classes = aircraft_samples(root, "variant", download, name=name)

@@ -124,7 +124,9 @@ def csv_dataset(
     test_fraction: float = 0.2,
     verify: bool = True,
 ):
-    """``file``: the CSV / TSV (relative to ``root`` or absolute); ``test_fraction``: without a split column."""
+    """Your own images listed in a CSV / TSV table (path, label, optional split column).
+
+    ``file``: the CSV / TSV (relative to ``root`` or absolute); ``test_fraction``: without a split column."""
     base = resolve_root(root)
     if not file:
         raise root_error("csv", root, "no file= given", LAYOUT)

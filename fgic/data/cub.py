@@ -121,5 +121,6 @@ def cub_samples(root, name: str = "cub") -> tuple[list[Sample], list[Sample], li
 
 @register_dataset("cub")
 def cub(root=None, split="train", transform=None, val_fraction=0.1, seed=0) -> ImageListDataset:
+    """CUB-200-2011 (Wah et al. 2011): 200 bird species, 5,994 train / 5,794 test, boxes and parts."""
     train, test, classes = cub_samples(root)
     return build_annotated("cub", train, test, classes, split, transform, val_fraction, seed)

@@ -95,5 +95,6 @@ def dogs_samples(root, name: str = "dogs") -> tuple[list[Sample], list[Sample], 
 
 @register_dataset("dogs")
 def dogs(root=None, split="train", transform=None, val_fraction=0.1, seed=0) -> ImageListDataset:
+    """Stanford Dogs (Khosla et al. 2011): 120 breeds, 12,000 train / 8,580 test, optional boxes."""
     train, test, classes = dogs_samples(root)
     return build_annotated("dogs", train, test, classes, split, transform, val_fraction, seed, cls=DogsDataset)

@@ -61,5 +61,6 @@ def flowers_samples(root, download: bool = False, name: str = "flowers102"):
 def flowers102(
     root=None, split="train", transform=None, val_fraction=0.1, seed=0, download: bool = False
 ) -> ImageListDataset:
+    """Oxford 102 Flowers (Nilsback & Zisserman 2008): official train + val (2,040) / test (6,149)."""
     trainval, test, classes = flowers_samples(root, download)
     return build_annotated("flowers102", trainval, test, classes, split, transform, val_fraction, seed)

@@ -68,7 +68,9 @@ def folder_samples(root: str, verify: bool = True) -> tuple[list, list, list, li
 
 @register_dataset("folder")
 def folder(root=None, split="train", transform=None, val_fraction=0.1, seed=0, verify: bool = True):
-    """``verify``: open every image's header once per root (catches unreadable files before training)."""
+    """Your own images in a folder tree: root/train/<class>/, root/test/<class>/ (optional val/).
+
+    ``verify``: open every image's header once per root (catches unreadable files before training)."""
     base = resolve_root(root)
     if base is None:
         raise root_error("folder", root, "no root given", LAYOUT)

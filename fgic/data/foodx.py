@@ -50,5 +50,6 @@ def foodx_samples(root, name: str = "foodx251") -> tuple[list[Sample], list[Samp
 
 @register_dataset("foodx251")
 def foodx251(root=None, split="train", transform=None, val_fraction=0.1, seed=0) -> ImageListDataset:
+    """FoodX-251 (Kaur et al. 2019): 251 food classes; the public val set is the test set."""
     train, test, classes = foodx_samples(root)
     return build_annotated("foodx251", train, test, classes, split, transform, val_fraction, seed)

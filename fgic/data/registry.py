@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
 
 from torch.utils.data import Dataset
 
-_DATASETS: dict[str, Callable[..., Dataset]] = {}
+from fgic.registry import Registry
 
 
-def register_dataset(name: str) -> Callable:
-    def deco(fn):
-        if name in _DATASETS:
-            raise ValueError(f"data set {name!r} is already registered")
-        _DATASETS[name] = fn
-        return fn
-
-    return deco
-
-
-def _ensure_loaded() -> None:
+def _load_all() -> None:
     import fgic.data as pkg
 
     for m in pkgutil.iter_modules(pkg.__path__):
@@ -30,9 +19,20 @@ def _ensure_loaded() -> None:
             importlib.import_module(f"fgic.data.{m.name}")
 
 
-def list_datasets() -> list[str]:
-    _ensure_loaded()
-    return sorted(_DATASETS)
+DATASETS = Registry("data set", loader=_load_all)
+
+
+def register_dataset(
+    name: str, *, paper: str = "", aliases=(), deprecated=(), description: str | None = None
+) -> Callable:
+    """Decorator on a factory ``fn(root, split, transform, val_fraction, seed, **kw) -> Dataset``;
+    ``description`` defaults to the first line of its docstring (``fgic.registry.Registry``)."""
+    return DATASETS.register(name, paper=paper, aliases=aliases, deprecated=deprecated, description=description)
+
+
+def list_datasets(pattern: str = "") -> list[str]:
+    """Registered data set names (no aliases) containing ``pattern``, sorted."""
+    return DATASETS.list(pattern)
 
 
 def build_dataset(
@@ -50,9 +50,4 @@ def build_dataset(
     ``$FGIC_DATA``; the synthetic benchmark needs none. ``seed`` fixes the validation split (and, for
     the synthetic benchmark, the generated images).
     """
-    _ensure_loaded()
-    if name not in _DATASETS:
-        close = difflib.get_close_matches(str(name), list(_DATASETS), n=3, cutoff=0.5)
-        hint = f"did you mean {close}? " if close else ""
-        raise KeyError(f"unknown data set {name!r}; {hint}available: {sorted(_DATASETS)}")
-    return _DATASETS[name](root=root, split=split, transform=transform, val_fraction=val_fraction, seed=seed, **kw)
+    return DATASETS[name](root=root, split=split, transform=transform, val_fraction=val_fraction, seed=seed, **kw)

@@ -198,7 +198,9 @@ def resolved_knobs(profile: str = "default", **knobs) -> dict:
 @register_dataset("synthetic")
 def synthetic(root=None, split: str = "train", transform=None, val_fraction: float = 0.1, seed: int = 0,
               profile: str = "default", cache: bool = True, **knobs) -> SyntheticBirds:
-    """The synthetic birds; ``profile`` ("smoke" | "default") fills the knobs that are not given.
+    """The embedded benchmark: procedurally drawn birds that differ in small parts, with part boxes.
+
+    ``profile`` ("smoke" | "default") fills the knobs that are not given.
 
     Knobs: num_classes, images_per_class (train + val), test_per_class, image_size (32-448 px),
     object_scale (bird length / image side), scale_range ([lo, hi]: each image's size is object_scale x

@@ -30,12 +30,12 @@ What each paper states, and what we chose where it is silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
+
+from fgic.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,15 +47,25 @@ def _resize(size: int | None) -> list:
     return [] if size is None else [v2.Resize((size, size), antialias=True)]
 
 
+PRESETS = Registry("transform preset")  # name -> fn(train, size, **kw) -> list of v2 steps on uint8
+_PRESETS = PRESETS  # the former private name
+
+
+@PRESETS.register("plain", paper="benchmark")
 def _plain(train: bool, size: int | None) -> list:
+    """Resize to ``image_size`` (kept as is when None); train adds a horizontal flip."""
     return _resize(size) + ([v2.RandomHorizontalFlip()] if train else [])
 
 
+@PRESETS.register("acanet", paper="000")
 def _acanet(train: bool, size: int | None) -> list:
+    """Resize to 224 (or ``image_size``); train adds a horizontal flip."""
     return _resize(size or 224) + ([v2.RandomHorizontalFlip()] if train else [])
 
 
+@PRESETS.register("multi_attention", paper="001")
 def _multi_attention(train: bool, size: int | None) -> list:
+    """Resize to 224; train adds colour jitter, a horizontal flip and rotation up to 15 degrees."""
     aug = [
         v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05),
         v2.RandomHorizontalFlip(),
@@ -64,11 +74,15 @@ def _multi_attention(train: bool, size: int | None) -> list:
     return _resize(size or 224) + (aug if train else [])
 
 
+@PRESETS.register("mixed_attention", paper="002")
 def _mixed_attention(train: bool, size: int | None) -> list:
+    """Resize to 224 only (no augmentation is stated)."""
     return _resize(size or 224)
 
 
+@PRESETS.register("gholm", paper="003")
 def _gholm(train: bool, size: int | None, dogs: bool = False) -> list:
+    """Resize 510, random crop 448 (test: centre crop), flip, saturation and brightness jitter."""
     crop = size or GHOLM_CROP
     colour = [v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, saturation=0.2)]
     if dogs:  # Stanford Dogs: no cropping, straight to the crop size
@@ -79,7 +93,9 @@ def _gholm(train: bool, size: int | None, dogs: bool = False) -> list:
     return _resize(pre) + [v2.CenterCrop(crop)]
 
 
+@PRESETS.register("scra", paper="004")
 def _scra(train: bool, size: int | None) -> list:
+    """Resize to 224; train adds rotation and a flip (each with p 0.25) and colour jitter."""
     aug = [
         v2.RandomApply([v2.RandomRotation(15)], p=0.25),
         v2.RandomHorizontalFlip(p=0.25),
@@ -88,18 +104,9 @@ def _scra(train: bool, size: int | None) -> list:
     return _resize(size or 224) + (aug if train else [])
 
 
-_PRESETS: dict[str, Callable[..., list]] = {
-    "plain": _plain,
-    "acanet": _acanet,
-    "multi_attention": _multi_attention,
-    "mixed_attention": _mixed_attention,
-    "gholm": _gholm,
-    "scra": _scra,
-}
-
-
-def list_presets() -> list[str]:
-    return sorted(_PRESETS)
+def list_presets(pattern: str = "") -> list[str]:
+    """Registered transform preset names containing ``pattern``, sorted."""
+    return PRESETS.list(pattern)
 
 
 def to_uint8_rgb(img) -> torch.Tensor:
@@ -149,13 +156,12 @@ def build_transform(
     ``image_size`` overrides the paper's input size ``S`` (for ``gholm`` the crop size; the resize
     before it scales by 510/448). ``dogs`` selects the GHOLM Stanford Dogs recipe.
     """
-    if preset not in _PRESETS:
-        raise KeyError(f"unknown transform preset {preset!r}; available: {list_presets()}")
+    make_steps = PRESETS[preset]  # KeyError naming the closest presets
     if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8):
         raise ValueError(f"image_size={image_size!r} must be an integer number of pixels >= 8, or None")
     if dogs and preset != "gholm":
         raise ValueError("dogs=True only applies to the 'gholm' preset")
-    steps = _PRESETS[preset](train, image_size, dogs=True) if dogs else _PRESETS[preset](train, image_size)
+    steps = make_steps(train, image_size, dogs=True) if dogs else make_steps(train, image_size)
     return ImagePipeline(steps, mean, std)
 
 

@@ -207,7 +207,7 @@ def fcsa_window_flops(model, input_size=(3, 224, 224)) -> int:
 
 
 def fcsa_attention_flops(model, input_size=(3, 224, 224)) -> int:
-    """FLOPs of FCSA's windowed attention that ``fgic.profile.complexity`` does not already count.
+    """FLOPs of FCSA's windowed attention that ``fgic.cost.complexity`` does not already count.
 
     ``complexity`` counts what FlopCounterMode sees. FCSA computes its local attention as one masked
     scaled-dot-product attention over blocks of keys (``FCSA.attention``), which FlopCounterMode counts,

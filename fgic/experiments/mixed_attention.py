@@ -35,8 +35,8 @@ from fgic.experiments.multi_attention import to_image
 from fgic.runs import RunSpec
 
 NOTEBOOK = "03_mixed_attention"
-BACKBONES = {"VGG16": "vgg16bn", "ResNet-50": "resnet50"}  # the paper's column label -> model prefix
-VARIANTS = {"Baseline": "base", "CA": "ca", "SA-Ours": "sa", "MA-Ours": "ma"}  # Table II row -> model suffix
+BACKBONES = {"VGG16": "vgg16_bn", "ResNet-50": "resnet50"}  # the paper's column label -> model prefix
+VARIANTS = {"Baseline": "top", "CA": "ca_top", "SA-Ours": "sa_top", "MA-Ours": "ma_top"}  # Table II row -> suffix
 DATASETS = {"Stanford Cars-196": "cars", "FGVC-Aircraft": "aircraft"}  # Table II column -> registered name
 BENCHMARK = "benchmark"
 
@@ -59,7 +59,7 @@ def table2() -> pd.DataFrame:
 
 
 def model_name(backbone: str, variant: str) -> str:
-    """Registered model of a Table II cell, e.g. ``("VGG16", "MA-Ours")`` -> ``"vgg16bn_ma"``."""
+    """Registered model of a Table II cell, e.g. ``("VGG16", "MA-Ours")`` -> ``"vgg16_bn_ma_top"``."""
     return f"{BACKBONES[backbone]}_{VARIANTS[variant]}"
 
 

@@ -12,9 +12,9 @@
   split (``S["val_fraction"] = 0``; the last epoch is reported: the paper states no model selection).
   smoke / default hold out a seeded 10 % of each class as validation (our addition, never used for selection).
 
-The "FCN-ResNet50" column is run as ``cam_resnet50`` (``fgic.nn.cam_attention``): a mean-pooled FCN head
+The "FCN-ResNet50" column is run as ``resnet50_cam_head`` (``fgic.nn.cam_attention``): a mean-pooled FCN head
 equals GAP + FC, so the paper's "CAM attention" is read as CAM-weighted pooling (the top-5 classes' CAMs,
-normalised, reweight the last feature map before pooling); the plain ``fcn_resnet50`` stays registered.
+normalised, reweight the last feature map before pooling); the plain ``resnet50_fcn_head`` stays registered.
 
 The paper gives no optimiser, learning rate, schedule, epochs, batch size or input size; the choices
 (SGD, cosine, 224 px, new classifier at 10x the backbone rate) are in ``params/02_multi_attention.yaml``
@@ -40,14 +40,14 @@ from fgic.models.multi_attention import attention_maps
 from fgic.runs import RunSpec
 
 NOTEBOOK = "02_multi_attention"
-# Table 1 column label -> registered model (plain_resnet50 = the ResNet50 baseline with the same options;
+# Table 1 column label -> registered model (resnet50 = the ResNet50 baseline with the same options;
 # FCN-ResNet50 = our CAM-attention reading, since a plain FCN head is the baseline's GAP + FC reordered)
 MODELS = {
-    "ResNet50": "plain_resnet50",
-    "FCN-ResNet50": "cam_resnet50",
-    "CA-ResNet50": "ca_resnet50",
-    "SA-ResNet50": "sa_resnet50",
-    "CSCA-ResNet50": "csca_resnet50",
+    "ResNet50": "resnet50",
+    "FCN-ResNet50": "resnet50_cam_head",
+    "CA-ResNet50": "resnet50_ca_units",
+    "SA-ResNet50": "resnet50_sa_units",
+    "CSCA-ResNet50": "resnet50_csca_units",
 }
 # Table 1 row label -> registered data set; "benchmark" is the embedded one (its own column, never the paper's)
 DATASETS = {"CUB-200": "cub", "Stanford-dogs": "dogs", "Stanford-cars": "cars"}

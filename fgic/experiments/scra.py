@@ -24,7 +24,7 @@ test top-1 after the last epoch, as the paper (which names no validation set). T
 class-balanced, seeded test subset (``fgic.data.subsets.balanced_sample``).
 
 Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (on the ``meta`` device for
-ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.profile.complexity``. Published numbers:
+ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.cost.complexity``. Published numbers:
 ``load_numbers()`` reads ``scra_numbers.yaml``.
 
 Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
@@ -145,15 +145,15 @@ def specs(S: dict) -> dict[str, RunSpec]:
 
 
 def measure(spec: RunSpec, num_classes: int, image_size: int, device: str = "cpu") -> dict:
-    """``fgic.profile.complexity`` of ``spec``'s model (random weights) on one ``image_size`` image.
+    """``fgic.cost.complexity`` of ``spec``'s model (random weights) on one ``image_size`` image.
 
     ``device="meta"`` builds the model without memory or weights (FLOPs are counted from shapes alone):
     ConvNeXt-V2 Large costs a few seconds this way on a CPU.
     """
     import torch
 
+    from fgic.cost import complexity
     from fgic.models import create_model
-    from fgic.profile import complexity
 
     with torch.device(device):
         model = create_model(spec.model, num_classes=num_classes, **spec.model_kw)

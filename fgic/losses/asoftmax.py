@@ -46,8 +46,10 @@ def sphereface_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
     return (1 - 2 * (k % 2)) * chebyshev(cos, m) - 2 * k
 
 
-@register_loss("asoftmax")
+@register_loss("asoftmax", paper="000")
 class ASoftmaxLoss(FGICLoss):
+    """A-softmax (SphereFace, Liu et al. 2017): angular margin m=4 on a normalised classifier, lambda annealed."""
+
     param_weight_decay = None  # the model's decay: SphereFace trains its classifier weights with the net's 5e-4
     needs = ("embedding",)
 

@@ -10,8 +10,10 @@ from fgic.losses.registry import register_loss
 from fgic.models.base import ModelOutput
 
 
-@register_loss("ce")
+@register_loss("ce", paper="baseline")
 class CrossEntropy(FGICLoss):
+    """Softmax cross-entropy on the logits (optional label smoothing): the reference loss."""
+
     def __init__(self, num_classes: int, feat_dim: int | None = None, label_smoothing: float = 0.0):
         super().__init__()
         self.label_smoothing = label_smoothing

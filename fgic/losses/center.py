@@ -27,8 +27,10 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
     return x.detach() + (x - x.detach()) * scale
 
 
-@register_loss("center")
+@register_loss("center", paper="000")
 class CenterLoss(FGICLoss):
+    """Center loss (Wen et al. 2016): CE + lam/2 x squared distance of the embedding to its class centre."""
+
     needs = ("logits", "embedding")
     param_weight_decay = 0.0  # Wen et al. move the centres by their own rule, without decay (it would pull them to 0)
 

@@ -22,8 +22,10 @@ from fgic.losses.registry import register_loss
 from fgic.models.base import ModelOutput
 
 
-@register_loss("coco")
+@register_loss("coco", paper="000")
 class COCOLoss(FGICLoss):
+    """COCO, congenerous cosine (Liu et al. 2017): CE of scaled cosines to learnable normalised centroids."""
+
     needs = ("embedding",)
     param_weight_decay = 0.0  # centroids are normalised: decay only shrinks their norm (and so raises their step size)
 

@@ -18,9 +18,10 @@ from fgic.losses.registry import register_loss
 from fgic.models.base import ModelOutput
 
 
-@register_loss("lmcl")
-@register_loss("cosface")
+@register_loss("cosface", paper="000", aliases=("lmcl",))
 class CosFaceLoss(FGICLoss):
+    """Large margin cosine loss, LMCL / CosFace (Wang et al. 2018): CE of s (cos - m at the target)."""
+
     param_weight_decay = None  # the model's decay: CosFace trains its classifier weights with the net's 5e-4
     needs = ("embedding",)
 

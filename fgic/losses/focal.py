@@ -21,8 +21,10 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -
     return (-((1.0 - logp.exp()) ** gamma) * logp).mean()
 
 
-@register_loss("focal")
+@register_loss("focal", paper="000")
 class FocalLoss(FGICLoss):
+    """Softmax focal loss (Lin et al. 2017): -(1 - p_y)^gamma log p_y, gamma 2 (0 = cross-entropy)."""
+
     def __init__(self, num_classes: int, feat_dim: int | None = None, gamma: float = 2.0):
         super().__init__()
         self.gamma = gamma

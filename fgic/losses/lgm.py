@@ -25,8 +25,10 @@ from fgic.losses.registry import register_loss
 from fgic.models.base import ModelOutput
 
 
-@register_loss("lgm")
+@register_loss("lgm", paper="000")
 class LGMLoss(FGICLoss):
+    """Large-margin Gaussian mixture loss (Wan et al. 2018): margin CE of class Gaussians + likelihood term."""
+
     needs = ("embedding",)
     param_weight_decay = 0.0  # means and log-variances are class statistics: no decay (the LGM paper names none)
 

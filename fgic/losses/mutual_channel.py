@@ -53,8 +53,10 @@ def mc_terms(
     return l_dis, l_div
 
 
-@register_loss("mc")
+@register_loss("mc", paper="000")
 class MutualChannelLoss(FGICLoss):
+    """Mutual-Channel loss (Chang et al. 2020): CE + discriminality - diversity of per-class channel groups."""
+
     needs = ("logits", "feature_map")
 
     def __init__(

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
 
 from fgic.losses.base import FGICLoss
-
-_LOSSES: dict[str, Callable[..., FGICLoss]] = {}
-
-
-def register_loss(name: str) -> Callable:
-    def deco(cls):
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} is already registered")
-        _LOSSES[name] = cls
-        return cls
-
-    return deco
+from fgic.registry import Registry
 
 
-def _ensure_loaded() -> None:
+def _load_all() -> None:
     import fgic.losses as pkg
 
     for m in pkgutil.iter_modules(pkg.__path__):
@@ -30,16 +18,20 @@ def _ensure_loaded() -> None:
             importlib.import_module(f"fgic.losses.{m.name}")
 
 
-def list_losses() -> list[str]:
-    _ensure_loaded()
-    return sorted(_LOSSES)
+LOSSES = Registry("loss", loader=_load_all)
+
+
+def register_loss(name: str, *, paper: str = "", aliases=(), deprecated=(), description: str | None = None) -> Callable:
+    """Decorator on an ``FGICLoss`` class (or factory) taking ``num_classes``, ``feat_dim`` and its own options;
+    ``description`` defaults to the first line of its docstring (``fgic.registry.Registry``)."""
+    return LOSSES.register(name, paper=paper, aliases=aliases, deprecated=deprecated, description=description)
+
+
+def list_losses(pattern: str = "") -> list[str]:
+    """Registered loss names (no aliases) containing ``pattern``, sorted."""
+    return LOSSES.list(pattern)
 
 
 def create_loss(name: str, num_classes: int, feat_dim: int | None = None, **kw) -> FGICLoss:
     """Build a registered loss. Every constructor takes ``num_classes`` and ``feat_dim`` (may ignore them)."""
-    _ensure_loaded()
-    if name not in _LOSSES:
-        close = difflib.get_close_matches(str(name), list(_LOSSES), n=3, cutoff=0.5)
-        hint = f"did you mean {close}? " if close else ""
-        raise KeyError(f"unknown loss {name!r}; {hint}available: {sorted(_LOSSES)}")
-    return _LOSSES[name](num_classes=num_classes, feat_dim=feat_dim, **kw)
+    return LOSSES[name](num_classes=num_classes, feat_dim=feat_dim, **kw)

@@ -54,7 +54,7 @@ def sup_con_loss(
     return per_anchor.mean() if reduction == "mean" else per_anchor.sum()
 
 
-@register_loss("supcon")
+@register_loss("supcon", paper="003")
 class SupConLoss(FGICLoss):
     """SupCon on the pooled embedding, plus ``ce_weight`` x cross-entropy on the logits.
 

@@ -85,7 +85,9 @@ def _register(size: str, with_scra: bool) -> None:
         return ConvNeXtV2(arch, num_classes, pretrained, drop_rate=drop_rate, scra=with_scra, **kw)
 
     factory.__name__ = name
-    register_model(name, paper="004")(factory)
+    what = "with one SCRA block after stage 1" if with_scra else "baseline"
+    desc = f"timm ConvNeXt-V2 {size.capitalize()} {what}, dropout + linear head"
+    register_model(name, paper="004", description=desc)(factory)
 
 
 for _size in SIZES:

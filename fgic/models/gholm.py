@@ -239,20 +239,24 @@ def _gholm(arch: str, num_classes: int, pretrained: bool | str, drop_rate: float
 
 @register_model("gholm_resnet18", paper="003")
 def gholm_resnet18(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
-    """CPU profiles: a ResNet18 (``width`` kwarg) as the shared backbone. A departure from the paper's
-    ConvNeXt, chosen because a from-scratch ConvNeXt does not leave chance on the embedded benchmark within
-    the CPU budget while ResNet18 does; its 64 px feature map is 2 x 2, so heatmaps are coarse there."""
+    """GHOLM-Net on a ResNet-18 backbone (CPU profiles; ``width`` scales it).
+
+    A departure from the paper's ConvNeXt, chosen because a from-scratch ConvNeXt does not leave chance on the
+    embedded benchmark within the CPU budget while ResNet18 does; its 64 px feature map is 2 x 2, so heatmaps
+    are coarse there."""
     return _gholm("resnet18", num_classes, pretrained, drop_rate, kw)
 
 
 @register_model("gholm_convnext_atto", paper="003")
 def gholm_convnext_atto(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
-    """CPU profiles: ConvNeXt-Atto (3.7 M parameters) as the shared backbone."""
+    """GHOLM-Net on a timm ConvNeXt-Atto backbone (3.7 M parameters; CPU profiles)."""
     return _gholm("convnext_atto", num_classes, pretrained, drop_rate, kw)
 
 
 @register_model("gholm_convnext_small", paper="003")
 def gholm_convnext_small(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
-    """Paper profile: ConvNeXt-S. The paper starts from ImageNet-21k weights (ImageNet-1k for Dogs):
+    """GHOLM-Net on a timm ConvNeXt-S backbone (the paper's).
+
+    The paper starts from ImageNet-21k weights (ImageNet-1k for Dogs):
     ``pretrained_tag="fb_in22k"`` / ``"fb_in1k"`` (timm tags; the untagged default is ``in12k_ft_in1k``)."""
     return _gholm("convnext_small", num_classes, pretrained, drop_rate, kw)

@@ -1,8 +1,10 @@
 """Seed 002's networks: VGG16-BN / ResNet-50 + one attention after the last conv stage + FC-BN-ELU head.
 
 "Mixed Attention Mechanism for Small-Sample Fine-grained Image Classification" (Li et al.), section
-III-B and Tables I-II. ``{vgg16bn,resnet50}_{base,ca,sa,ma}``: base = no attention (the "Baseline" row),
-ca = SE channel attention, sa = SA-Ours, ma = MA-Ours (``fgic.nn.attention_se/_spatial/_mixed``).
+III-B and Tables I-II. ``{vgg16_bn,resnet50}_top`` = no attention (the "Baseline" row: the trunk with
+this paper's head, which is what ``_top`` names) and ``{vgg16_bn,resnet50}_{ca,sa,ma}_top`` = one attention on
+top of the trunk: ca = SE channel attention, sa = SA-Ours, ma = MA-Ours (``fgic.nn.attention_se/_spatial/
+_mixed``). The former names ``{vgg16bn,resnet50}_{base,ca,sa,ma}`` still resolve, with a DeprecationWarning.
 
     features (ImageNet-pretrained) -> attention -> GAP -> FC(512) -> BN -> ELU -> FC(K)
 
@@ -139,7 +141,14 @@ def _resnet(kind: str, num_classes: int, pretrained: bool | str, width: int = 64
     return MixedAttentionNet(trunk, channels, num_classes, attn, hidden, drop_rate)
 
 
-# vgg16bn_{base,ca,sa,ma} and resnet50_{base,ca,sa,ma}: factory(num_classes, pretrained=False, **kw)
-for _kind in ("base", "ca", "sa", "ma"):
-    register_model(f"vgg16bn_{_kind}", paper="002")(partial(_vgg, _kind))
-    register_model(f"resnet50_{_kind}", paper="002")(partial(_resnet, _kind))
+# seed 002's variants: kind -> (name suffix, what sits on top of the trunk); the former names were
+# vgg16bn_<kind> and resnet50_<kind>. factory(num_classes, pretrained=False, **kw)
+SEED2 = {"base": ("top", ""), "ca": ("ca_top", "SE channel attention"), "sa": ("sa_top", "SA-Ours spatial attention"),
+         "ma": ("ma_top", "MA-Ours mixed attention")}
+for _kind, (_suffix, _what) in SEED2.items():
+    _desc = f"+ {_what} on top" if _what else "(Table II baseline: no attention)"
+    _desc = f"trunk {_desc} + FC(512)-BN-ELU head"
+    register_model(f"vgg16_bn_{_suffix}", paper="002", deprecated=(f"vgg16bn_{_kind}",),
+                   description=f"VGG16-BN {_desc}")(partial(_vgg, _kind))
+    register_model(f"resnet50_{_suffix}", paper="002", deprecated=(f"resnet50_{_kind}",),
+                   description=f"ResNet-50 {_desc}")(partial(_resnet, _kind))

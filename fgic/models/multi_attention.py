@@ -2,20 +2,22 @@
 
 "Multi-Attention Mechanism Fusion for Fine-Grained Image Classification" (Du, Ma), section 2.1 and
 Table 1: FCN-ResNet50, CA-ResNet50, SA-ResNet50 and CSCA-ResNet50 against the torchvision ResNet50, all
-initialised from torchvision's ImageNet weights.
+initialised from torchvision's ImageNet weights. Names follow ``<backbone>_<module>_<where>`` (README,
+"Model names"); the former names (``ca_resnet50``, ...) still resolve, with a ``DeprecationWarning``.
 
-- ``ca/sa/csca_resnet50``: the attention (``fgic.nn``: SE channel attention, CBAM spatial attention, and
-  CA-then-SA) sits in every bottleneck after the third conv + BN and before the residual addition (the
-  SE-ResNet / CBAM placement; the paper only says "embedded in the residual structure unit").
-- ``cam_resnet50``: the Table 1 "FCN-ResNet50" row as we read it: the plain trunk with a CAM-attention
+- ``resnet50_{ca,sa,csca}_units``: the attention (``fgic.nn``: SE channel attention, CBAM spatial attention,
+  and CA-then-SA) sits in every bottleneck unit after the third conv + BN and before the residual addition
+  (the SE-ResNet / CBAM placement; the paper only says "embedded in the residual structure unit").
+- ``resnet50_cam_head``: the Table 1 "FCN-ResNet50" row as we read it: the plain trunk with a CAM-attention
   head (``fgic.nn.cam_attention``): the class activation maps of the top-5 classes, min-max normalised,
   reweight the last feature map (1 + A) before global pooling; the CAM is W f + b with the classifier's
   own weights. The paper names "CAM attention" but does not define it; this is our choice.
-- ``fcn_resnet50``: the plain trunk with the FC replaced by a 1x1-conv FCN head (``fgic.nn.fcn_head``);
+- ``resnet50_fcn_head``: the plain trunk with the FC replaced by a 1x1-conv FCN head (``fgic.nn.fcn_head``);
   logits are the spatial mean of its CAM, which equals GAP + FC (linearity of the mean): it is ResNet50
   with its classifier reordered, kept only to show that equality.
-- ``plain_resnet50``: no attention, linear head: the Table 1 baseline with the same ``layers`` / ``width``
-  options (use the registry's ``resnet50`` for the torchvision model itself).
+- the Table 1 baseline is the registry's ``resnet50`` (formerly also ``plain_resnet50``): this module's
+  trunk without attention and with the linear head, which is torchvision's ResNet50 at the default options
+  (same parameters and outputs for the same weights), with the same ``layers`` / ``width`` options.
 
 Options for CPU profiles (documented departures, off by default):
 ``layers`` = blocks per stage (default (3, 4, 6, 3); (2, 2, 2, 2) gives a bottleneck "ResNet-26") and
@@ -197,8 +199,18 @@ def _multi_attention_resnet50(attention: str, head: str, num_classes: int, pretr
     return MultiAttentionResNet(num_classes, attention, head, pretrained=pretrained, **kw)
 
 
-# seed 001's five networks: name -> (attention in every bottleneck, head)
-for _name, (_attn, _head) in {"plain_resnet50": ("none", "fc"), "fcn_resnet50": ("none", "fcn"),
-                              "cam_resnet50": ("none", "cam"), "ca_resnet50": ("ca", "fc"), "sa_resnet50": ("sa", "fc"),
-                              "csca_resnet50": ("csca", "fc")}.items():
-    register_model(_name, paper="001")(partial(_multi_attention_resnet50, _attn, _head))
+# seed 001's networks: name -> (attention in every bottleneck, head, former name, description); the plain
+# trunk with the linear head is the registry's ``resnet50`` (fgic.models.resnet), formerly ``plain_resnet50``
+SEED1 = {
+    "resnet50_fcn_head": ("none", "fcn", "fcn_resnet50",
+                          "ResNet-50 with a 1x1-conv FCN head: logits = mean of its CAM (= GAP + FC, kept to show it)"),
+    "resnet50_cam_head": ("none", "cam", "cam_resnet50",
+                          "ResNet-50 with a CAM-attention head: top-5 class maps reweight the features before pooling"),
+    "resnet50_ca_units": ("ca", "fc", "ca_resnet50", "ResNet-50 with SE channel attention in every bottleneck unit"),
+    "resnet50_sa_units": ("sa", "fc", "sa_resnet50", "ResNet-50 with CBAM spatial attention in every bottleneck unit"),
+    "resnet50_csca_units": ("csca", "fc", "csca_resnet50",
+                            "ResNet-50 with channel-then-spatial attention (CSCA) in every bottleneck unit"),
+}
+for _name, (_attn, _head, _old, _desc) in SEED1.items():
+    register_model(_name, paper="001", deprecated=(_old,), description=_desc)(
+        partial(_multi_attention_resnet50, _attn, _head))

@@ -10,37 +10,31 @@ Every registered model is an ``nn.Module`` that follows one protocol (see ``fgic
 
 from __future__ import annotations
 
-import difflib
+import importlib
 from collections.abc import Callable
 
 import torch.nn as nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
-_PAPERS: dict[str, str] = {}
+from fgic.registry import Registry
+
+# Importing the model modules registers them (fgic.models.zoo); done lazily so `import fgic` stays cheap.
+MODELS = Registry("model", loader=lambda: importlib.import_module("fgic.models.zoo"))
 
 
-def register_model(name: str, paper: str = "") -> Callable:
-    """Decorator: ``@register_model("acanet18", paper="000")`` on a factory ``fn(num_classes, pretrained, **kw)``."""
+def register_model(
+    name: str, paper: str = "", *, aliases=(), deprecated=(), description: str | None = None
+) -> Callable:
+    """Decorator: ``@register_model("acanet18", paper="000")`` on a factory ``fn(num_classes, pretrained, **kw)``.
 
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = fn
-        _PAPERS[name] = paper
-        return fn
-
-    return deco
-
-
-def _ensure_loaded() -> None:
-    # Importing the model modules registers them; done lazily so `import fgic` stays cheap.
-    from fgic.models import zoo  # noqa: F401
+    ``aliases`` resolve silently, ``deprecated`` ones with a ``DeprecationWarning`` naming ``name``;
+    ``description`` defaults to the first line of the factory's docstring (``fgic.registry.Registry``).
+    """
+    return MODELS.register(name, paper=paper, aliases=aliases, deprecated=deprecated, description=description)
 
 
 def list_models(pattern: str = "") -> list[str]:
-    """Registered model names containing ``pattern``, sorted."""
-    _ensure_loaded()
-    return sorted(n for n in _MODELS if pattern in n)
+    """Registered model names (no aliases) containing ``pattern`` (or matching it as a glob), sorted."""
+    return MODELS.list(pattern)
 
 
 def create_model(name: str, num_classes: int, pretrained: bool | str = False, **kw) -> nn.Module:
@@ -48,13 +42,10 @@ def create_model(name: str, num_classes: int, pretrained: bool | str = False, **
 
     ``pretrained``: False (random init), True (the library's ImageNet weights from the local cache,
     downloading them when online), or a path to a weights file. Missing weights raise; they never fall
-    back silently to random init.
+    back silently to random init. An unknown name raises ``KeyError`` with the closest names; a deprecated
+    one builds its new name's model with a ``DeprecationWarning``.
     """
-    _ensure_loaded()
-    if name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=5, cutoff=0.5)
-        hint = f"did you mean {close}? " if close else ""
-        raise KeyError(f"unknown model {name!r}; {hint}list_models() gives all {len(_MODELS)} names")
+    factory = MODELS[name]
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return _MODELS[name](num_classes=num_classes, pretrained=pretrained, **kw)
+    return factory(num_classes=num_classes, pretrained=pretrained, **kw)

@@ -6,6 +6,10 @@ cache; the classifier is re-initialised for ``num_classes``.
 
 ``width`` (default 64, torchvision's) scales every stage's channels (width, 2w, 4w, 8w; x4 after a
 bottleneck): the same architecture, narrower, for the CPU profiles. Pretrained weights need width 64.
+
+The registered ``resnet50`` is built by ``fgic.models.multi_attention.MultiAttentionResNet`` without
+attention (the same architecture, plus a ``layers`` option and ``cam(x)``); ``resnet_trunk("resnet50")``
+remains for code that wants torchvision's own modules.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch.nn as nn
 import torchvision.models as tvm
 
 from fgic.models.base import ClassifierNet
+from fgic.models.multi_attention import RESNET50_LAYERS, MultiAttentionResNet
 from fgic.models.pretrained import load_into, load_state_dict_file, torchvision_state_dict
 from fgic.models.registry import register_model
 
@@ -78,9 +83,23 @@ def _resnet(
 
 @register_model("resnet18", paper="baseline")
 def resnet18(num_classes: int, pretrained: bool | str = False, **kw) -> ClassifierNet:
+    """ResNet-18 (torchvision's at width 64), GAP + linear head; ``width`` scales the stages."""
     return _resnet("resnet18", num_classes, pretrained, **kw)
 
 
-@register_model("resnet50", paper="baseline")
-def resnet50(num_classes: int, pretrained: bool | str = False, **kw) -> ClassifierNet:
-    return _resnet("resnet50", num_classes, pretrained, **kw)
+@register_model("resnet50", paper="baseline", deprecated=("plain_resnet50",))
+def resnet50(
+    num_classes: int,
+    pretrained: bool | str = False,
+    drop_rate: float = 0.0,
+    width: int = 64,
+    layers: tuple[int, ...] = RESNET50_LAYERS,
+) -> ClassifierNet:
+    """ResNet-50 (torchvision's at the defaults), GAP + linear head; ``width`` / ``layers`` shrink it.
+
+    The one plain ResNet-50 of the registry: seed 001's configurable bottleneck trunk without attention
+    (``fgic.models.multi_attention``), which has torchvision's parameters, names and outputs at
+    ``layers=(3, 4, 6, 3), width=64`` and adds ``layers`` (blocks per stage) and ``cam(x)``. It was also
+    registered as ``plain_resnet50`` (Table 1's baseline of seed 001), now a deprecated alias.
+    """
+    return MultiAttentionResNet(num_classes, "none", "fc", layers, width, pretrained, drop_rate=drop_rate)

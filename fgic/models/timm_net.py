@@ -130,4 +130,5 @@ for _arch in ("convnext_atto", "convnext_tiny", "convnext_small"):
     def _factory(num_classes: int, pretrained: bool | str = False, _arch=_arch, **kw) -> TimmNet:
         return TimmNet(_arch, num_classes, pretrained, **kw)
 
-    register_model(_arch, paper="baseline")(_factory)
+    register_model(_arch, paper="baseline", description=f"timm {_arch} (ConvNeXt), timm's pre-logits + linear head")(
+        _factory)

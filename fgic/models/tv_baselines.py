@@ -91,16 +91,19 @@ def _vgg(arch: str, num_classes: int, pretrained: bool | str, drop_rate: float =
 
 @register_model("vgg16", paper="000")
 def vgg16(num_classes: int, pretrained: bool | str = False, **kw) -> ClassifierNet:
+    """VGG16 without BN (torchvision's conv trunk), GAP + linear head instead of fc6/fc7."""
     return _vgg("vgg16", num_classes, pretrained, **kw)
 
 
 @register_model("vgg16_bn", paper="baseline")
 def vgg16_bn(num_classes: int, pretrained: bool | str = False, **kw) -> ClassifierNet:
+    """VGG16-BN (torchvision's conv trunk), GAP + linear head instead of fc6/fc7."""
     return _vgg("vgg16_bn", num_classes, pretrained, **kw)
 
 
 @register_model("googlenet", paper="000")
 def googlenet(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0) -> ClassifierNet:
+    """GoogLeNet (Inception v1, torchvision), auxiliary classifiers off, GAP + linear head."""
     net = tv_net("googlenet", pretrained, skip=("fc.", "aux1.", "aux2."), aux_logits=False, init_weights=True)
     mods = OrderedDict([("transform_input", GoogLeNetInput())] if pretrained else [])
     for name, m in net.named_children():
@@ -114,6 +117,7 @@ def googlenet(num_classes: int, pretrained: bool | str = False, drop_rate: float
 def mobilenetv3_large(
     num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0
 ) -> ClassifierNet:
+    """MobileNetV3-Large (torchvision), its 960 -> 1280 Hardswish layer kept as pre-logits."""
     net = tv_net("mobilenet_v3_large", pretrained, skip=("classifier.3.",))
     pre = nn.Sequential(net.classifier[0], net.classifier[1])  # Linear(960, 1280) + Hardswish
     return ClassifierNet(
@@ -123,6 +127,7 @@ def mobilenetv3_large(
 
 @register_model("densenet121", paper="000")
 def densenet121(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0) -> ClassifierNet:
+    """DenseNet-121 (torchvision), final ReLU in the features, GAP + linear head."""
     net = tv_net("densenet121", pretrained, skip=("classifier.",))
     feats = nn.Sequential(OrderedDict(features=net.features, relu=nn.ReLU(inplace=False)))
     return ClassifierNet(feats, 1024, num_classes, drop_rate=drop_rate)
@@ -132,6 +137,7 @@ def densenet121(num_classes: int, pretrained: bool | str = False, drop_rate: flo
 def convnext_tiny_tv(
     num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0
 ) -> ClassifierNet:
+    """ConvNeXt-T from torchvision (``convnext_tiny`` is timm's), final LayerNorm as pre-logits."""
     net = tv_net("convnext_tiny", pretrained, skip=("classifier.2.",))
     norm = nn.LayerNorm(768, eps=1e-6)  # classifier[0] is a LayerNorm2d; same weights on the pooled vector
     norm.load_state_dict(net.classifier[0].state_dict())
