@@ -64,6 +64,8 @@ class TrainConfig:
     limit_train: int = 0  # train on a seeded random subset of this many images, 0 = all
     limit_eval: int = 0  # evaluate on a fixed random subset of this many images per split, 0 = all
     seed: int = 0  # seeds model init and every per-epoch random stream
+    threads: int = 0  # torch intra-op threads while this run trains on a CPU (0 = the process's); CPU results
+    # depend on it, so a profile that sets it makes it part of the run id (a record is reused only at that count)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -167,6 +169,7 @@ _RANGES = {
     "limit_train": (int, 0, False),
     "limit_eval": (int, 0, False),
     "seed": (int, 0, False),
+    "threads": (int, 0, False),
 }
 
 

@@ -31,6 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -38,6 +39,9 @@ import torch.nn as nn
 from fgic.engine import TrainConfig, _accelerator, fit, load_module_state, save_atomic, write_atomic
 from fgic.paths import runs_dir
 from fgic.profiles import parse_bool
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RunSpecError(ValueError):
@@ -102,11 +106,22 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
+        """12 hex digits of everything that changes the numbers: the spec (with its training config, whose
+        ``threads`` pins the CPU thread count where a profile sets it) and the data's fingerprint
+        (``fgic.data.fingerprint``: the generator's version and knobs, or the file list of a real data set),
+        so a run is reused only on the same data."""
         d = self.to_dict()
         if not d["init"]:
             del d["init"]  # a field added later hashes only when set, so earlier run ids stay valid
+        d["data"] = self.data_identity()["hash"]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def data_identity(self) -> dict:
+        """``fgic.data.fingerprint.fingerprint`` of this spec's data set (cached per process)."""
+        from fgic.data.fingerprint import fingerprint
+
+        return fingerprint(self.dataset, self.data_kw)
 
     @property
     def config(self) -> TrainConfig:
@@ -202,16 +217,17 @@ def provenance() -> dict:
     }
 
 
-def environment(accelerator: str = "cpu") -> dict:
+def environment(accelerator: str = "cpu", threads: int = 0) -> dict:
     """The machine and thread settings of this process (record field ``env``; never part of the run id).
 
     CPU model, torch's intra- and inter-op threads, the determinism switches, the CUDA device name when
-    ``accelerator`` is a GPU, and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set.
+    ``accelerator`` is a GPU, and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set. ``threads`` > 0: the
+    run's own intra-op thread count (``TrainConfig.threads``, set by the trainer while it trains).
     """
     on_gpu = accelerator in ("cuda", "gpu") and torch.cuda.is_available()
     return {
         "cpu": cpu_model(),
-        "num_threads": torch.get_num_threads(),
+        "num_threads": threads if threads > 0 and not on_gpu else torch.get_num_threads(),
         "num_interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
@@ -515,7 +531,8 @@ def _start_record(call: _Call, d: Path, prov: dict, built: tuple) -> Record:
         last_epoch=ckpt[0] if ckpt else 0,
         wall_time=earlier.get("wall_time", 0.0) if ckpt else 0.0,  # training time of earlier calls
         **prov,
-        env=environment(_accelerator(spec.config)),  # of this call: a resumed run records the latest machine
+        data=spec.data_identity(),  # what the run id's data hash stands for (data set, files or generator knobs)
+        env=environment(_accelerator(spec.config), spec.config.threads),  # of this call (a resumed run: the latest)
     )
 
 
@@ -608,6 +625,30 @@ def with_overrides(spec: RunSpec, overrides: str | list[str] | dict) -> RunSpec:
                 f"a RunSpec field {sorted(names)} or a dotted path into a dict field (model_kw.width)"
             )
     return RunSpec(**d)
+
+
+def list_records(group: str = "default") -> pd.DataFrame:
+    """Every record in ``runs/<group>/``, and whether it applies on this machine (``matches``): its spec's
+    run id, recomputed here with the data as it is now (``fgic.data.fingerprint``), is still the record's.
+    A record whose data changed or is absent here does not match and would be trained again, never reused."""
+    import pandas as pd
+
+    rows = []
+    for f in sorted((runs_dir() / group).glob("*/record.json")):
+        try:
+            rec = Record(json.loads(f.read_text()))
+            spec = rec.spec
+        except (ValueError, TypeError, RunSpecError) as e:
+            rows.append({"run": f.parent.name, "status": f"unreadable: {e}", "matches": False})
+            continue
+        now = spec.data_identity()
+        rows.append({
+            "run": rec.run_id, "name": rec.get("name"), "status": rec.get("status"), "dataset": spec.dataset,
+            "data": (rec.get("data") or {}).get("hash", "?"), "data_here": now["hash"],
+            "matches": spec.run_id == rec.run_id, "test_top1": rec.metrics.get("test_top1"),
+            "threads": (rec.get("env") or {}).get("num_threads"), "cpu": (rec.get("env") or {}).get("cpu"),
+        })
+    return pd.DataFrame(rows)
 
 
 def summary(records: list[Record]):
@@ -722,7 +763,10 @@ def train_many(
         executor = make_executor(executor)
     todo = [i for i, s in enumerate(specs) if retrain or find(s, group) is None]
     if workers is None:
-        workers = 2 if not torch.cuda.is_available() and torch.get_num_threads() >= 2 else 1
+        pinned = max((specs[i].config.threads for i in todo), default=0)  # threads a profile pins per run
+        cpu = not torch.cuda.is_available()
+        default = 2 if torch.get_num_threads() >= 2 else 1
+        workers = (max(1, available_cores() // pinned) if pinned else default) if cpu else 1
     if executor is None:
         workers = max(1, min(workers, len(todo), available_cores()))
     if plan:

@@ -10,6 +10,7 @@ the history row; the callbacks (``Checkpoint`` before ``OnEpoch``: a run record 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -36,6 +37,19 @@ from fgic.engine import (
     seed_epoch,
     set_lr,
 )
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads (``n`` = 0: leave the count alone), then restore it."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n > 0:
+            torch.set_num_threads(old)
 
 
 class Trainer:
@@ -93,7 +107,8 @@ class Trainer:
         if cfg.strategy == "ddp_spawn" and cfg.devices > 1:
             return fabric.launch(_fit_in_process, self, modules, data, stop_after)
         fabric.launch()
-        return _fit_in_process(fabric, self, modules, data, stop_after)
+        with intra_op_threads(cfg.threads if fabric.device.type == "cpu" else 0):
+            return _fit_in_process(fabric, self, modules, data, stop_after)
 
     def _fit(self, data: tuple, stop_after: int | None) -> dict:
         overrides = lambda c, h: getattr(type(c), h) is not getattr(Callback, h)

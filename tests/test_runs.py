@@ -132,3 +132,52 @@ def test_record_on_disk_grows_during_training(runs_root):
     runs.train(s, group="live", progress=False, stop_after=2)
     on_disk = json.loads((runs_root / "live" / s.run_id / "record.json").read_text())
     assert on_disk["status"] == "interrupted" and [h["epoch"] for h in on_disk["history"]] == [1, 2]
+
+
+def test_run_id_follows_the_data_and_the_pinned_thread_count(tmp_path, monkeypatch):
+    """A changed data set (here: a new generator version) or a pinned thread count is a different run id;
+    list_records says which stored records no longer match the data on this machine."""
+    import json
+
+    from fgic.data import fingerprint, synthetic
+    from fgic.runs import RunSpec, list_records
+
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    spec = RunSpec(model="resnet18", data_kw={"num_classes": 3, "image_size": 32})
+    d = tmp_path / "g" / spec.run_id
+    d.mkdir(parents=True)
+    (d / "record.json").write_text(json.dumps({"run_id": spec.run_id, "params": spec.to_dict(), "status": "finished",
+                                               "metrics": {"test_top1": 0.5}}))
+    assert list_records("g")["matches"].tolist() == [True]
+    assert RunSpec(model="resnet18", data_kw=spec.data_kw, train={"threads": 1}).run_id != spec.run_id
+    old = spec.run_id
+    monkeypatch.setattr(synthetic, "VERSION", synthetic.VERSION + 1)
+    fingerprint.clear()
+    try:
+        assert spec.run_id != old and list_records("g")["matches"].tolist() == [False]
+    finally:
+        monkeypatch.undo()
+        fingerprint.clear()
+
+
+def test_a_pinned_thread_count_is_applied_while_training_and_recorded(tmp_path, monkeypatch):
+    import torch
+
+    from fgic.runs import RunSpec, train
+    from fgic.trainer import Trainer
+
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    before = torch.get_num_threads()
+    spec = RunSpec(model="resnet18", model_kw={"width": 8}, data_kw={"num_classes": 3, "images_per_class": 6,
+                   "test_per_class": 2, "image_size": 32}, transform_kw={"image_size": 32},
+                   train={"epochs": 1, "batch_size": 6, "max_steps": 1, "threads": before + 1})
+    seen, orig = [], Trainer.run_epoch
+
+    def spy(self, epoch):
+        seen.append(torch.get_num_threads())
+        return orig(self, epoch)
+
+    monkeypatch.setattr(Trainer, "run_epoch", spy)
+    rec = train(spec, "g", progress=False)
+    assert seen == [before + 1] and rec["env"]["num_threads"] == before + 1 and torch.get_num_threads() == before
+    assert rec["data"]["dataset"] == "synthetic" and rec["data"]["hash"] == spec.data_identity()["hash"] != "missing"
