@@ -1,4 +1,5 @@
-"""Command line: ``python -m fgic run-notebooks | bench | list | lab | predict | export | make-folder-tree``."""
+"""Command line: ``python -m fgic run-notebooks | reproduce | runs | bench | list | lab | predict | export |
+make-folder-tree``."""
 
 from __future__ import annotations
 
@@ -83,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     mf.add_argument("dst", help="destination: gets train/<class>/ and test/<class>/")
     mf.add_argument("--link", default="symlink", choices=["symlink", "hardlink", "copy"])
 
+    rp = sub.add_parser("reproduce", help="rerun notebooks' grids into a fresh runs folder; compare conclusions")
+    rp.add_argument("names", nargs="+", help="notebook stems or prefixes (e.g. 01 02_multi_attention)")
+    rp.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    rp.add_argument("--runs", default=None, help="fresh runs folder (default runs-reproduce/<time stamp>)")
+    rp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting of the rerun's grid (e.g. threads=2)")
+
+    rs = sub.add_parser("runs", help="the records of runs/<group>/ and whether each matches the data here")
+    rs.add_argument("--group", default="default", help="runs folder group (the profile's name)")
+    rs.add_argument("--mismatched", action="store_true", help="only records that would be retrained here")
+
     sub.add_parser("lab", help="JupyterLab on notebooks/ with the workspace's defaults (widget state saved)")
     args, extra = ap.parse_known_args(argv)
     if extra and args.cmd != "lab":
@@ -128,6 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         for r in failed:
             print(f"  FAILED {r['name']}: {r['error']}\n    see {r['output']}")
         return 1 if failed else 0
+    if args.cmd == "reproduce":
+        from fgic.reproduce import reproduce
+
+        changed = 0
+        for name in args.names:
+            rows = reproduce(name, args.profile, args.runs, overrides=args.overrides or None)
+            changed += sum(not r["agree"] for r in rows)
+        return min(changed, 100)
+    if args.cmd == "runs":
+        from fgic.runs import list_records
+
+        df = list_records(args.group)
+        if args.mismatched and len(df):
+            df = df[~df["matches"]]
+        print(df.to_string(index=False) if len(df) else f"no records in runs/{args.group}")
+        return 0
     if args.cmd == "dry-run":
         from fgic.dryrun import main as dry_main
 

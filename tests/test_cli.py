@@ -90,3 +90,21 @@ def test_run_notebooks_flags_reach_train_many_through_the_environment(project):
         "FGIC_EXECUTOR": "slurm",
         "FGIC_SLURM_PARTITION": "gpu",
     }
+
+
+def test_runs_lists_records_and_which_match_the_data_here(tmp_path, monkeypatch, capsys):
+    from fgic.runs import RunSpec
+
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    good = RunSpec(model="resnet18", data_kw={"num_classes": 3, "image_size": 32})
+    for run_id, spec in ((good.run_id, good), ("0123456789ab", good)):  # the second: made from other data
+        d = tmp_path / "g" / run_id
+        d.mkdir(parents=True)
+        d.joinpath("record.json").write_text(json.dumps({"run_id": run_id, "params": spec.to_dict(), "name": run_id,
+                                                         "status": "finished", "metrics": {}}))
+    assert main(["runs", "--group", "g"]) == 0
+    out = capsys.readouterr().out
+    assert good.run_id in out and "0123456789ab" in out
+    assert main(["runs", "--group", "g", "--mismatched"]) == 0
+    out = capsys.readouterr().out
+    assert "0123456789ab" in out and good.run_id not in out
