@@ -77,13 +77,19 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch = 0
         self.final: dict[str, dict] = {}  # full metrics of the last epoch: evaluated once, for its row and the result
+        self.index_hooks()
 
     @property
     def is_global_zero(self) -> bool:
         return self.fabric.is_global_zero
 
+    def index_hooks(self) -> None:
+        """Note which hooks each callback defines (called by ``fit``: the per-step hooks cost nothing unused)."""
+        defines = lambda c, h: getattr(type(c), h, None) not in (None, getattr(Callback, h))
+        self._hooks = {h: [getattr(c, h) for c in self.callbacks if defines(c, h)] for h in HOOKS}
+
     def call(self, hook: str, *args) -> None:
-        """Run ``hook`` of every callback that overrides it, in list order."""
+        """Run ``hook`` of every callback that defines it, in list order."""
         for fn in self._hooks[hook]:
             fn(self, *args)
 
@@ -111,8 +117,7 @@ class Trainer:
             return _fit_in_process(fabric, self, modules, data, stop_after)
 
     def _fit(self, data: tuple, stop_after: int | None) -> dict:
-        overrides = lambda c, h: getattr(type(c), h) is not getattr(Callback, h)
-        self._hooks = {h: [getattr(c, h) for c in self.callbacks if overrides(c, h)] for h in HOOKS}
+        self.index_hooks()
         self.build()
         try:
             self.call("on_fit_start")  # before Fabric wraps the module: Checkpoint resumes here
