@@ -1,5 +1,5 @@
 """Static checks of the numbered notebooks' code (no kernel): prediction through the run's Predictor, own-data
-parameters in every notebook."""
+parameters in every notebook, typed settings read as attributes."""
 
 import ast
 import json
@@ -72,3 +72,16 @@ def test_paper_tables_judge_run_health(nb):
     assert calls or "paper_and_ours(" in src, f"{nb.name} has no paper-vs-ours table"
     assert all("health=True" in c for c in calls), f"{nb.name}: paper_vs_ours(..., health=True) in every table"
     assert "failed_runs(" in src or "run_health(" in src, f"{nb.name} never checks its runs' health"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_read_settings_as_attributes(nb):
+    src = "\n".join("".join(c["source"]) for c in code_cells(nb))
+    hits = re.findall(r"\bS\[|\bS\.get\(|\bin S\b(?!\.)", src)
+    assert not hits, f"{nb.name}: {hits}: read the typed settings as attributes (S.train, S.benchmark.image_size)"
+
+
+def test_experiments_read_settings_as_attributes():
+    for p in sorted((ROOT / "fgic" / "experiments").glob("*.py")):
+        hits = re.findall(r"\bS\[|\bS\.get\(|\bin S\b(?!\.)", p.read_text())
+        assert not hits, f"{p.name}: {hits}: read the typed settings as attributes"
