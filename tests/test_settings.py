@@ -1,5 +1,5 @@
 """Typed settings (``fgic.settings``): every profile of every notebook loads, a bad file says where and what,
-run ids of the committed default runs are unchanged."""
+run ids of the committed default runs are unchanged, and ``fgic.session`` sets a notebook up."""
 
 import importlib
 import json
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fgic import profiles
+import fgic
+from fgic import paths, profiles
 from fgic.engine import TrainConfig
 from fgic.runs import RunSpec
 from fgic.settings import NOTEBOOKS, Benchmark, SettingsError
@@ -128,3 +129,18 @@ def test_committed_default_runs_keep_their_run_ids():
              if json.loads(r.read_text())["run_id"] not in ids]
     assert not stale, f"committed default runs no grid builds any more (run_id, name): {stale}"
 
+
+def test_session_sets_a_notebook_up(monkeypatch, capsys):
+    monkeypatch.setenv("FGIC_SET", "epochs=3;max_steps=5")
+    try:
+        S, device = fgic.session("00_benchmark_tour", "smoke", "epochs=2", dataset="", data_root="")
+        session = fgic.session("01_acanet", None, "", data_file="")
+        assert paths.figures_dir() == session.figures
+    finally:
+        paths.set_active_profile(None)
+    assert S.train["epochs"] == 2 and S.train["max_steps"] == 5  # OVERRIDES win over $FGIC_SET
+    assert S.profile == "smoke" and S.data is None and device in ("cpu", "cuda")
+    assert session.profile == "smoke" and session.settings.notebook == "01_acanet"  # $FGIC_PROFILE (conftest)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"fgic {fgic.__version__} | torch ")
+    assert "| profile smoke | threads " in lines[0] and lines[0].endswith("overrides epochs=2, max_steps=5")
