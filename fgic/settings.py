@@ -16,8 +16,8 @@ Left as plain dicts, on purpose: builder options keyed by whatever the builder t
 gives, so the ``RunSpec`` built from them (and its ``run_id``) does not change. A training config is still
 checked against ``fgic.engine.TrainConfig``: its field names, their types and their ranges.
 
-``S.table()`` is a compact table of what matters (data, image size, model widths, schedule, seeds): the
-notebooks show it instead of the whole settings object.
+``S.table()`` is a compact table of what matters (data, image size, model widths, schedule, seeds), a
+``SettingsTable`` (Markdown in a notebook): the notebooks show it instead of the whole settings object.
 """
 
 from __future__ import annotations
@@ -93,11 +93,9 @@ class Settings:
         """Rows of ``table()`` a notebook adds or replaces; none by default."""
         return {}
 
-    def table(self):
-        """A compact settings table (a pandas DataFrame): data, image size, model widths, schedule, seeds."""
-        import pandas as pd
-
-        rows = {"profile": self.profile}
+    def table(self) -> SettingsTable:
+        """A compact settings table: data, image size, model widths, schedule, seeds (shown in full in a notebook)."""
+        rows = SettingsTable(profile=self.profile)
         b = self.benchmark_used()
         if self.data is not None:
             where = self.data.data_kw.get("root") or self.data.data_kw.get("file") or ""
@@ -122,11 +120,31 @@ class Settings:
         for name, t in self.train_configs().items():
             rows[name.replace("_", " ")] = train_text(t)
         seeds = getattr(self, "seeds", None)
-        rows["seeds"] = (f"training {list(seeds)}; " if seeds else "") + f"notebook {self.seed}"
+        rows["seeds"] = f"{list(seeds)} (training), {self.seed} (torch, subsets)" if seeds else f"{self.seed}"
         if hasattr(self, "pretrained"):
             rows["pretrained"] = "yes" if self.pretrained else "no (from scratch)"
         rows.update(self.table_rows())
-        return pd.DataFrame({"value": list(rows.values())}, index=pd.Index(list(rows), name="setting"))
+        return rows
+
+
+class SettingsTable(dict):
+    """``{setting: value}`` (both str) shown as a Markdown table in a notebook, aligned text elsewhere; never cut
+    short (a DataFrame would cut long values at 50 characters)."""
+
+    def _repr_markdown_(self) -> str:
+        return "| setting | value |\n|---|---|\n" + "".join(
+            f"| {k} | {str(v).replace('|', chr(92) + '|')} |\n" for k, v in self.items()
+        )
+
+    def __repr__(self) -> str:
+        width = max(map(len, self), default=0)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.items())
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (index: setting)."""
+        import pandas as pd
+
+        return pd.DataFrame({"value": list(self.values())}, index=pd.Index(list(self), name="setting"))
 
 
 def kw_text(kw: dict) -> str:
@@ -219,6 +237,12 @@ class ACANet(Settings):
     infer: InferTiming  # inference timing
     fuse_images: int  # test images compared unfused vs fused
     val_fraction: float | None = None  # validation share of the real training split (None: the loader's 10 %)
+
+    def table_rows(self) -> dict[str, str]:
+        t4 = self.table4
+        return {"seeds": f"{self.seed} (Tables 2-3), {t4.seeds} (Table 4)",
+                "grid": f"Table 2 {len(self.table2.models)} models x {len(self.table2.losses)} losses, Table 4 "
+                        f"{len(t4.models)} models x {len(t4.losses)} losses x {len(t4.seeds)} seeds"}
 
 
 # --------------------------------------------------------------------------------------------- 02

@@ -40,8 +40,8 @@ def test_every_profile_of_every_notebook_loads(notebook, profile):
     for cfg in S.train_configs().values():
         TrainConfig.from_dict(cfg)
     table = S.table()
-    assert {"profile", "data", "image size", "seeds"} <= set(table.index)
-    assert any(k.endswith("train") for k in table.index)
+    assert {"profile", "data", "image size", "seeds"} <= set(table) and any(k.endswith("train") for k in table)
+    assert table._repr_markdown_().count("\n") == len(table) + 2 and table.to_frame().shape == (len(table), 1)
 
 
 @pytest.fixture
