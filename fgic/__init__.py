@@ -8,4 +8,8 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module("fgic.predict")
+    if name in ("session", "Session"):  # ``S, DEVICE = fgic.session(notebook, PROFILE, OVERRIDES, ...)``
+        from fgic import sessions
+
+        return getattr(sessions, name)
     raise AttributeError(f"module 'fgic' has no attribute {name!r}")

@@ -65,14 +65,14 @@ def grid(notebook: str, overrides=None) -> dict[str, RunSpec]:
 
     S = profiles.settings(notebook, "paper", overrides=overrides or {})
     if notebook == "00_benchmark_tour":  # the notebook's one run, as its training cell builds it
-        size = S["benchmark"]["image_size"]
+        size = S.benchmark.image_size
         spec = RunSpec(
             model="resnet18",
-            model_kw=S["model_kw"],
-            data_kw=dict(S["benchmark"]),
+            model_kw=S.model_kw,
+            data_kw=S.benchmark.kw(),
             transform="plain",
             transform_kw={"image_size": size},
-            train=S["train"],
+            train=S.train,
         )
         return {"resnet18-ce": spec}
     if notebook not in EXPERIMENTS:

@@ -28,27 +28,27 @@ def test_specs_build_for_every_profile(profile):
     assert set(grid) == set().union(*parts)
     assert len({s.run_id for s in grid.values()}) == len(grid)
     t2 = ex.table2_specs(S)
-    for m in S["table3"]["models"]:
-        if m in S["table2"]["models"] and "ce" in S["table2"]["losses"]:  # Table 3 reuses Table 2's CE runs
-            for d in S["datasets"]:
-                key = ex.run_name(m, "ce", d, S["seed"])
+    for m in S.table3.models:
+        if m in S.table2.models and "ce" in S.table2.losses:  # Table 3 reuses Table 2's CE runs
+            for d in S.datasets:
+                key = ex.run_name(m, "ce", d, S.seed)
                 assert ex.table3_specs(S)[key].run_id == t2[key].run_id
     # the ablation: every model x loss x seed, and seeds differ only in the training seed
     t4 = ex.table4_specs(S)
-    assert len(t4) == len(S["table4"]["models"]) * len(S["table4"]["losses"]) * len(S["table4"]["seeds"]) * len(
-        S["table4"]["datasets"]
+    assert len(t4) == len(S.table4.models) * len(S.table4.losses) * len(S.table4.seeds) * len(
+        S.table4.datasets
     )
-    assert {"acanet18", "acanet18_no_accb", "acanet18_plain"} <= set(S["table4"]["models"])
-    assert {"ce", "mc"} <= set(S["table4"]["losses"])
+    assert {"acanet18", "acanet18_no_accb", "acanet18_plain"} <= set(S.table4.models)
+    assert {"ce", "mc"} <= set(S.table4.losses)
     if profile != "paper":
-        assert len(S["table4"]["seeds"]) >= 2  # error bars need several seeds
+        assert len(S.table4.seeds) >= 2  # error bars need several seeds
     for name, s in t4.items():
         a = s.to_dict()
-        b = ex.make_spec(S, name.split("-")[0], s.loss, s.dataset, S["seed"]).to_dict()
+        b = ex.make_spec(S, name.split("-")[0], s.loss, s.dataset, S.seed).to_dict()
         a["train"].pop("seed"), b["train"].pop("seed")
         assert a == b
     # the complete and minus-ACCB models share their FCSA settings
-    kw = S.get("model_kw") or {}
+    kw = S.model_kw
     assert (kw.get("acanet18") or {}) == (kw.get("acanet18_no_accb") or {})
 
 
@@ -57,7 +57,7 @@ def test_cpu_profiles_use_the_benchmark_only():
         S = profiles.settings(ex.NOTEBOOK, profile)
         for s in ex.specs(S).values():
             assert s.dataset == "synthetic"
-            assert s.data_kw == S["benchmark"] and s.transform_kw["image_size"] == S["benchmark"]["image_size"]
+            assert s.data_kw == S.benchmark.kw() and s.transform_kw["image_size"] == S.benchmark.image_size
 
 
 def test_paper_profile_is_the_papers_setting():
@@ -103,7 +103,7 @@ def test_numbers_file_has_the_papers_tables():
 
 def test_comparison_table_puts_ours_only_where_a_run_exists():
     S = profiles.settings(ex.NOTEBOOK, "smoke")
-    key = ex.run_name("acanet18", "mc", ex.BENCHMARK, S["seed"])
+    key = ex.run_name("acanet18", "mc", ex.BENCHMARK, S.seed)
     fake = {"run_id": "abc123", "metrics": {"test_top1": 0.5}}
     rows = ex.comparison_rows("table2", S, {key: fake}, list(ex.MODELS.values()), list(ex.LOSSES.values()))
     long = viz.paper_vs_ours(rows)
@@ -146,11 +146,11 @@ def test_fcsa_attention_is_counted_once():
 def test_patchify_ablation_is_in_the_grid(profile):
     """Issue 10, item 14: complete ACANet with 1x1 stride-2 conv shortcuts instead of patchify, in Table 4."""
     S = profiles.settings(ex.NOTEBOOK, profile)
-    assert "acanet18_convdown" in S["table4"]["models"]
+    assert "acanet18_convdown" in S.table4.models
     t4 = ex.table4_specs(S)
-    for lo in S["table4"]["losses"]:
-        for seed in S["table4"]["seeds"]:
-            d = S["table4"]["datasets"][0]
+    for lo in S.table4.losses:
+        for seed in S.table4.seeds:
+            d = S.table4.datasets[0]
             conv = t4[ex.run_name("acanet18_convdown", lo, d, seed)]
             patch = t4[ex.run_name("acanet18", lo, d, seed)]
             assert conv.model == "acanet18" and conv.model_kw == {**patch.model_kw, "down": "conv"}

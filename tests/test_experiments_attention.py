@@ -29,14 +29,14 @@ def _valid(spec):
 def test_multi_attention_specs_build(profile):
     S = profiles.settings(ma.NOTEBOOK, profile)
     specs = ma.specs(S)
-    seed_runs = sum(len(v) for v in (S.get("seed_runs") or {}).values())
-    assert len(specs) == len(S["datasets"]) * len(ma.MODELS) + seed_runs
+    seed_runs = sum(len(v) for v in S.seed_runs.values())
+    assert len(specs) == len(S.datasets) * len(ma.MODELS) + seed_runs
     assert len({s.run_id for s in specs.values()}) == len(specs)  # no two runs collide
     for name, spec in specs.items():
         _valid(spec)
         if name.startswith(ma.BENCHMARK + ":"):
-            extra = {"val_fraction": S["val_fraction"]} if "val_fraction" in S else {}
-            assert spec.dataset == "synthetic" and spec.data_kw == {**S["benchmark"], **extra}
+            extra = {"val_fraction": S.val_fraction} if S.val_fraction is not None else {}
+            assert spec.dataset == "synthetic" and spec.data_kw == {**S.benchmark.kw(), **extra}
     for m in ma.MODELS:  # the five networks of Table 1 on the benchmark in every profile
         assert ma.run_name(ma.BENCHMARK, m) in specs
     if profile != "paper":
@@ -98,8 +98,8 @@ def test_multi_attention_heatmap_helpers():
 def test_mixed_attention_specs_build(profile):
     S = profiles.settings(mx.NOTEBOOK, profile)
     specs = mx.specs(S)
-    backbones = S.get("backbones") or list(mx.BACKBONES)
-    assert len(specs) == len(S["datasets"]) * len(backbones) * len(mx.VARIANTS) * len(S["seeds"])
+    backbones = S.backbones or list(mx.BACKBONES)
+    assert len(specs) == len(S.datasets) * len(backbones) * len(mx.VARIANTS) * len(S.seeds)
     assert len({s.run_id for s in specs.values()}) == len(specs)
     for name, spec in specs.items():
         cfg = _valid(spec)
@@ -110,8 +110,8 @@ def test_mixed_attention_specs_build(profile):
         assert cfg.schedule == "cosine" and spec.transform == "mixed_attention"
         if d == mx.BENCHMARK:  # small-sample: fewer images per class than the shared benchmark
             assert spec.dataset == "synthetic"
-            assert spec.data_kw["images_per_class"] == S["small_sample"]["images_per_class"]
-            assert spec.data_kw["images_per_class"] <= S["benchmark"]["images_per_class"]
+            assert spec.data_kw["images_per_class"] == S.small_sample["images_per_class"]
+            assert spec.data_kw["images_per_class"] <= S.benchmark.images_per_class
 
 
 def test_mixed_attention_paper_profile():
@@ -120,7 +120,7 @@ def test_mixed_attention_paper_profile():
     for label, name in mx.DATASETS.items():
         for b in mx.BACKBONES:
             for v in mx.VARIANTS:
-                spec = specs[mx.run_name(label, b, v, S["seeds"][0])]
+                spec = specs[mx.run_name(label, b, v, S.seeds[0])]
                 cfg = spec.config
                 assert spec.dataset == name and spec.pretrained is True and spec.model_kw == {}
                 # the full official training split: no validation split carved out of it

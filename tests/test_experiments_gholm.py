@@ -35,13 +35,13 @@ def test_specs_build_for_every_profile(profile):
     # every ablation row on the benchmark, for every seed; the full model is shared with the mu / scale grids
     abl = ex.ablation_specs(S)
     for row in ex.ROWS:
-        for seed in S.get("seeds") or [0]:
+        for seed in S.seeds or [0]:
             assert ex.run_name(ex.BENCHMARK, row, seed) in abl
     full_id = abl[ex.run_name(ex.BENCHMARK, ex.FULL)].run_id
-    if ex.DEFAULT_MU in (S.get("mu_values") or []):
+    if ex.DEFAULT_MU in S.mu_values:
         assert ex.mu_specs(S)[ex.run_name(ex.BENCHMARK, f"mu={ex.DEFAULT_MU}")].run_id == full_id
-    own = S["benchmark"]["object_scale"]
-    if own in (S.get("object_scales") or []):
+    own = S.benchmark.object_scale
+    if own in S.object_scales:
         assert ex.scale_specs(S)[ex.run_name(ex.scale_name(own), ex.FULL)].run_id == full_id
     # the switches of each row are what Tables 2 / 3 say
     assert abl[ex.run_name(ex.BENCHMARK, "Raw")].model_kw["use_crop"] is False
@@ -50,8 +50,8 @@ def test_specs_build_for_every_profile(profile):
         if s.dataset == "synthetic":
             assert s.data_kw["image_size"] == s.transform_kw["image_size"] and s.pretrained is False
             # rendered at the original resolution, fed to the network at the benchmark's size
-            assert s.model_kw["input_size"] == S["benchmark"]["image_size"]
-            assert s.data_kw["image_size"] == S["bench_source_scale"] * S["benchmark"]["image_size"]
+            assert s.model_kw["input_size"] == S.benchmark.image_size
+            assert s.data_kw["image_size"] == S.bench_source_scale * S.benchmark.image_size
 
 
 def test_cpu_profiles_use_the_benchmark_only():
@@ -73,7 +73,7 @@ def test_paper_profile_follows_the_paper():
         assert cfg.lr == 1e-3 and cfg.schedule == "multistep" and cfg.milestones == (15, 30) and cfg.gamma == 0.1
         assert s.transform_kw.get("dogs", False) == (s.dataset == "dogs")
         # the crop source is the 896 px view; the network sees 448 px (the paper's input)
-        assert s.model_kw["input_size"] == 448 and s.transform_kw["image_size"] == 448 * S["source_scale"] > 448
+        assert s.model_kw["input_size"] == 448 and s.transform_kw["image_size"] == 448 * S.source_scale > 448
         # ImageNet-21k weights, ImageNet-1k for Stanford Dogs (section 4.2)
         assert s.model_kw["pretrained_tag"] == ("fb_in1k" if s.dataset == "dogs" else "fb_in22k")
         assert timm.models.get_pretrained_cfg(f"convnext_small.{s.model_kw['pretrained_tag']}") is not None

@@ -28,7 +28,7 @@ def test_folder_override_reaches_every_run(mod, profile, tmp_path):
         assert "num_classes" not in spec.data_kw  # none of the benchmark's knobs leak into the folder loader
         size = spec.transform_kw["image_size"]
         if mod is gholm:  # the crop view at bench_source_scale x the input size, resized by the model
-            assert size == 40 * S["bench_source_scale"] and spec.model_kw["input_size"] == 40, name
+            assert size == 40 * S.bench_source_scale and spec.model_kw["input_size"] == 40, name
         else:
             assert size == 40, name
     plain = profiles.settings(mod.NOTEBOOK, profile)  # no override: the embedded benchmark, run ids unchanged
@@ -45,6 +45,6 @@ def test_csv_override_names_its_table(tmp_path):
 
 def test_gholm_object_scales_need_the_benchmark(tmp_path):
     S = profiles.settings(gholm.NOTEBOOK, "default", dataset="folder", data_root=str(tmp_path))
-    assert S["object_scales"] and gholm.scale_specs(S) == {}  # the bird size is a knob of the benchmark only
+    assert S.object_scales and gholm.scale_specs(S) == {}  # the bird size is a knob of the benchmark only
     with pytest.raises(ValueError, match="object_scale"):
         gholm.spec(S, gholm.BENCHMARK, object_scale=0.5)

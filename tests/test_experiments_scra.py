@@ -32,16 +32,16 @@ def test_specs_build_and_are_valid(settings):
         assert spec.model.endswith("_scra") == r.scra
         assert (spec.regularizer is not None) == r.l2sp
         assert ("drop_rate" in spec.model_kw) == r.dropout
-        assert (spec.transform == settings["transform"]) == r.aug
+        assert (spec.transform == settings.transform) == r.aug
     assert len({s.run_id for s in specs.values()}) == len(specs)  # every cell is its own run
 
 
 def test_cpu_profiles_use_the_benchmark(settings):
-    if settings["profile"] == "paper":
+    if settings.profile == "paper":
         return
     specs = X.specs(settings)
     assert {s.dataset for s in specs.values()} == {"synthetic"}
-    assert all(s.data_kw == settings["benchmark"] and not s.pretrained for s in specs.values())
+    assert all(s.data_kw == settings.benchmark.kw() and not s.pretrained for s in specs.values())
     assert {k.split(":")[1] for k in specs} == set(X.ROWS)  # every row of Table 1 is trained
 
 
@@ -62,10 +62,10 @@ def test_paper_profile_follows_the_paper():
             assert s.regularizer == {"name": "l2sp", "lam": rec["l2sp_lambda"]}
         if "drop_rate" in s.model_kw:
             assert s.model_kw["drop_rate"] == rec["dropout"]
-        assert s.transform in ("scra", S["baseline_transform"])
+        assert s.transform in ("scra", S.baseline_transform)
     # exactly the printed cells of Table 1 on the real sets
     printed = sum(v is not None for r in X.load_numbers()["table1"]["rows"].values() for v in r["top1"].values())
-    assert len(real) == printed * len(S["seeds"])
+    assert len(real) == printed * len(S.seeds)
     assert "foodx251:aug:s0" not in specs and "foodx251:aug_drop_scra:s0" in specs
 
 
@@ -102,7 +102,7 @@ def test_measure_scra_cost_matches_closed_form():
     size, k = 32, 4
     base = X.measure(X.row_spec(S, X.BENCHMARK, "aug_l2sp_drop"), k, size)
     withs = X.measure(X.row_spec(S, X.BENCHMARK, "aug_l2sp_drop_scra"), k, size)
-    c = S["model_kw"]["dims"][0]  # stage-1 channels
+    c = S.model_kw["dims"][0]  # stage-1 channels
     h = size // 4  # stage-1 resolution
     assert withs["params"] - base["params"] == c * c + c  # 1x1 conv with bias
     assert withs["flops"] - base["flops"] == 2 * c * c * h * h  # FLOPs = 2 x MACs, bias not counted
@@ -115,7 +115,7 @@ def test_heatmap_helpers_on_a_tiny_model():
     from fgic.models import create_model
 
     torch.manual_seed(0)
-    m = create_model(S["model"] + "_scra", num_classes=3, **S["model_kw"]).eval()
+    m = create_model(S.model + "_scra", num_classes=3, **S.model_kw).eval()
     torch.nn.init.normal_(m.scra.conv.weight, std=0.5)  # a gate that varies over channels
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 2])
     for hm in (X.stage1_grad_cam(m, x, y), X.gate_heatmap(m, x, "mean"), X.gate_heatmap(m, x, "std")):

@@ -183,13 +183,13 @@ def test_settings_take_your_own_data_and_a_run_trains_on_it(tmp_path, monkeypatc
 
     root = tree(tmp_path / "d", n_train=4)
     S = profiles.settings("01_acanet", "smoke")
-    assert "data" not in S and profiles.data_source(S)[0] == "synthetic"
+    assert S.data is None and profiles.data_source(S)[0] == "synthetic"
     monkeypatch.setenv("FGIC_DATASET", "folder")
     monkeypatch.setenv("FGIC_DATA_ROOT", str(root))
     S = profiles.settings("01_acanet", "smoke")
     name, data_kw, size = profiles.data_source(S)
-    assert (name, data_kw, size) == ("folder", {"root": str(root)}, S["benchmark"]["image_size"])
-    assert profiles.settings("01_acanet", "smoke", image_size=48)["data"]["image_size"] == 48
+    assert (name, data_kw, size) == ("folder", {"root": str(root)}, S.benchmark.image_size)
+    assert profiles.settings("01_acanet", "smoke", image_size=48).data.image_size == 48
     with pytest.raises(ValueError, match="unknown data set 'nosuch'"):
         profiles.settings("01_acanet", "smoke", dataset="nosuch")
     with pytest.raises(ValueError, match="needs data_file"):

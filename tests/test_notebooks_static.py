@@ -1,5 +1,5 @@
 """Static checks of the numbered notebooks' code (no kernel): prediction through the run's Predictor, own-data
-parameters in every notebook."""
+and override parameters in every notebook, typed settings read as attributes."""
 
 import ast
 import json
@@ -53,13 +53,14 @@ def test_notebooks_take_own_data_as_parameters(nb):
     for node in ast.parse(src).body:  # raw literals only, as papermill injects them
         assert isinstance(node, ast.Assign), f"{nb.name}: parameters cell holds only assignments"
         literals[node.targets[0].id] = ast.literal_eval(node.value)
-    for name in ("DATASET", "DATA_ROOT", "DATA_FILE"):
+    for name in ("DATASET", "DATA_ROOT", "DATA_FILE", "OVERRIDES"):
         assert literals.get(name) == "", f"{nb.name}: parameter {name} = '' (the profile's own data) missing"
     nxt = "".join(cells[params[0] + 1]["source"])
-    call = re.search(r"profiles\.settings\((.*?)\)\s*#", nxt, re.S)
-    assert call, f"{nb.name}: the cell after the parameters calls profiles.settings"
-    for kw in ("dataset=DATASET or None", "data_root=DATA_ROOT or None", "data_file=DATA_FILE or None"):
-        assert kw in call.group(1), f"{nb.name}: profiles.settings(..., {kw})"
+    call = re.search(r"fgic\.session\((.*?)\)\n", nxt, re.S)
+    assert call, f"{nb.name}: the cell after the parameters calls fgic.session"
+    for arg in ("PROFILE, OVERRIDES", "dataset=DATASET", "data_root=DATA_ROOT", "data_file=DATA_FILE"):
+        assert arg in call.group(1), f"{nb.name}: fgic.session(..., {arg})"
+    assert nxt.rstrip().endswith("S.table()  # the settings that matter; print(S) shows all of them")
     papermill = pytest.importorskip("papermill")
     assert list(papermill.inspect_notebook(str(nb))) == list(literals)  # papermill parses every parameter
 
@@ -72,3 +73,16 @@ def test_paper_tables_judge_run_health(nb):
     assert calls or "paper_and_ours(" in src, f"{nb.name} has no paper-vs-ours table"
     assert all("health=True" in c for c in calls), f"{nb.name}: paper_vs_ours(..., health=True) in every table"
     assert "failed_runs(" in src or "run_health(" in src, f"{nb.name} never checks its runs' health"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_read_settings_as_attributes(nb):
+    src = "\n".join("".join(c["source"]) for c in code_cells(nb))
+    hits = re.findall(r"\bS\[|\bS\.get\(|\bin S\b(?!\.)", src)
+    assert not hits, f"{nb.name}: {hits}: read the typed settings as attributes (S.train, S.benchmark.image_size)"
+
+
+def test_experiments_read_settings_as_attributes():
+    for p in sorted((ROOT / "fgic" / "experiments").glob("*.py")):
+        hits = re.findall(r"\bS\[|\bS\.get\(|\bin S\b(?!\.)", p.read_text())
+        assert not hits, f"{p.name}: {hits}: read the typed settings as attributes"

@@ -1,21 +1,21 @@
 """Experiment grid of notebook 01: "ACANet: A Fine-grained Image Classification Optimization Method Based
 on Convolution and Attention Fusion" (Tan & Xu, 2023), Tables 2-4 and Figs. 8-9.
 
-Built from the merged settings ``S`` of ``fgic.profiles.settings("01_acanet", profile)``:
+Built from the typed settings ``S`` (``fgic.settings.ACANet``) of ``fgic.profiles.settings("01_acanet", profile)``:
 
 - ``table2_specs(S)``: models x losses x data sets (Table 2; ACANet's CE/Focal/MC rows are the paper's);
 - ``table3_specs(S)``: backbones under CE (Table 3);
 - ``table4_specs(S)``: the ablation (complete / minus ACCB / minus FCSA+ACCB, and our extra row: complete
   with conv downsampling) under CE and MC, several seeds;
 - ``specs(S)``: all of them, one entry per distinct run (the tables share runs: Table 3's ResNet18 and
-  ACANet rows are Table 2's CE rows, Table 4's seed-``S["seed"]`` complete rows are ACANet's Table 2 rows).
+  ACANet rows are Table 2's CE rows, Table 4's seed-``S.seed`` complete rows are ACANet's Table 2 rows).
 
 Data sets are registry names (``cub``, ``cars``, ``flowers102``) or ``"synthetic"``, the embedded benchmark
-with ``S["benchmark"]`` (its own column in every table, never the paper's data). smoke / default run the
-benchmark only, with the per-model ``S["model_kw"]`` (narrow widths, FCSA restricted to the deep stages)
-and ``S["train"]``; the paper profile runs the real data sets at 224 px with the paper's schedule (SGD,
+with ``S.benchmark`` (its own column in every table, never the paper's data). smoke / default run the
+benchmark only, with the per-model ``S.model_kw`` (narrow widths, FCSA restricted to the deep stages)
+and ``S.train``; the paper profile runs the real data sets at 224 px with the paper's schedule (SGD,
 lr 0.1, x0.1 at epochs 200 and 400, 600 epochs, from scratch) on the whole official training split
-(``S["val_fraction"] = 0``: no validation split, the last epoch is reported, as the paper), while smoke /
+(``S.val_fraction = 0``: no validation split, the last epoch is reported, as the paper), while smoke /
 default hold out a seeded 10 % of each class as validation (our addition; reported, never used for
 selection). Published numbers: ``paper_numbers()``.
 
@@ -25,7 +25,7 @@ Patchify ablation (our addition; the paper discusses it but has no row for it): 
 shortcuts (``down="conv"``) instead of the 2x2 stride-2 patchify ones, everything else equal, so the
 Table 4 grid measures what patchify adds to the complete model.
 
-Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
 benchmark column (``BENCHMARK``) trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
@@ -37,6 +37,7 @@ import yaml
 
 from fgic import profiles
 from fgic.runs import RunSpec
+from fgic.settings import ACANet
 
 NOTEBOOK = "01_acanet"
 BENCHMARK = "synthetic"  # the embedded benchmark's registry name
@@ -91,33 +92,33 @@ def run_name(model: str, loss: str, dataset: str, seed: int) -> str:
     return f"{model}-{loss}-{dataset}-s{seed}"
 
 
-def make_spec(S: dict, model: str, loss: str = "ce", dataset: str = BENCHMARK, seed: int | None = None) -> RunSpec:
+def make_spec(S: ACANet, model: str, loss: str = "ce", dataset: str = BENCHMARK, seed: int | None = None) -> RunSpec:
     """One run of the profile: ``model`` (a registry name or a ``VARIANTS`` name) and ``loss`` on ``dataset``
     with training seed ``seed``."""
-    seed = S["seed"] if seed is None else seed
+    seed = S.seed if seed is None else seed
     base, extra = VARIANTS.get(model, (model, {}))
-    kw = S.get("model_kw") or {}
+    kw = S.model_kw
     model_kw = {**(kw.get(model) or kw.get(base) or {}), **extra}
-    if dataset == BENCHMARK:  # the benchmark column: the embedded benchmark, or your data (S["data"])
+    if dataset == BENCHMARK:  # the benchmark column: the embedded benchmark, or your data (S.data)
         data, data_kw, size = profiles.data_source(S)
     else:
-        data, data_kw, size = dataset, dict(S.get("data_kw") or {}), S["image_size"]
-    if "val_fraction" in S:  # paper profile: 0, the whole official training split (no validation split)
-        data_kw["val_fraction"] = float(S["val_fraction"])
+        data, data_kw, size = dataset, dict(S.data_kw), S.image_size
+    if S.val_fraction is not None:  # paper profile: 0, the whole official training split (no validation split)
+        data_kw["val_fraction"] = float(S.val_fraction)
     return RunSpec(
         model=base,
         dataset=data,
         loss=loss,
         model_kw=model_kw,
-        loss_kw=dict((S.get("loss_kw") or {}).get(loss) or {}),
+        loss_kw=dict(S.loss_kw.get(loss) or {}),
         data_kw=data_kw,
-        transform=S["transform"],
+        transform=S.transform,
         transform_kw={"image_size": size},
-        train={**S["train"], "seed": seed},
+        train={**S.train, "seed": seed},
     )
 
 
-def _grid(S: dict, models, losses, datasets, seeds) -> dict[str, RunSpec]:
+def _grid(S: ACANet, models, losses, datasets, seeds) -> dict[str, RunSpec]:
     return {
         run_name(m, lo, d, s): make_spec(S, m, lo, d, s)
         for d in datasets
@@ -127,24 +128,23 @@ def _grid(S: dict, models, losses, datasets, seeds) -> dict[str, RunSpec]:
     }
 
 
-def table2_specs(S: dict) -> dict[str, RunSpec]:
-    """Table 2: ``S["table2"]["models"]`` x ``["losses"]`` on every data set of ``S["datasets"]``."""
-    t = S["table2"]
-    return _grid(S, t["models"], t["losses"], S["datasets"], [S["seed"]])
+def table2_specs(S: ACANet) -> dict[str, RunSpec]:
+    """Table 2: ``S.table2.models`` x ``S.table2.losses`` on every data set of ``S.datasets``."""
+    return _grid(S, S.table2.models, S.table2.losses, S.datasets, [S.seed])
 
 
-def table3_specs(S: dict) -> dict[str, RunSpec]:
-    """Table 3: the backbones ``S["table3"]["models"]`` under CE on every data set of ``S["datasets"]``."""
-    return _grid(S, S["table3"]["models"], ["ce"], S["datasets"], [S["seed"]])
+def table3_specs(S: ACANet) -> dict[str, RunSpec]:
+    """Table 3: the backbones ``S.table3.models`` under CE on every data set of ``S.datasets``."""
+    return _grid(S, S.table3.models, ["ce"], S.datasets, [S.seed])
 
 
-def table4_specs(S: dict) -> dict[str, RunSpec]:
-    """Table 4: the ablation models x ``S["table4"]["losses"]`` x ``["seeds"]`` on ``["datasets"]``."""
-    t = S["table4"]
-    return _grid(S, t["models"], t["losses"], t["datasets"], t["seeds"])
+def table4_specs(S: ACANet) -> dict[str, RunSpec]:
+    """Table 4: the ablation models x ``S.table4.losses`` x ``.seeds`` on ``.datasets``."""
+    t = S.table4
+    return _grid(S, t.models, t.losses, t.datasets, t.seeds)
 
 
-def specs(S: dict) -> dict[str, RunSpec]:
+def specs(S: ACANet) -> dict[str, RunSpec]:
     """Every distinct run of the profile (tables 2, 3, 4 merged; a shared run appears once)."""
     out: dict[str, RunSpec] = {}
     for part in (table2_specs(S), table3_specs(S), table4_specs(S)):
@@ -157,7 +157,7 @@ def label_of(mapping: dict, name: str) -> str:
     return next((k for k, v in mapping.items() if v == name), name)
 
 
-def comparison_rows(table: str, S: dict, records: dict, models, losses=("ce",)) -> list[dict]:
+def comparison_rows(table: str, S: ACANet, records: dict, models, losses=("ce",)) -> list[dict]:
     """Rows for ``fgic.viz.paper_vs_ours``: one per (model, loss, data set column).
 
     The columns are the paper's three data sets and the benchmark; ``records`` maps ``run_name`` -> record
@@ -176,7 +176,7 @@ def comparison_rows(table: str, S: dict, records: dict, models, losses=("ce",)) 
                     "loss": label_of(LOSSES, lo),
                     "dataset": label,
                     "paper": paper,
-                    "run": records.get(run_name(m, lo, d, S["seed"])),
+                    "run": records.get(run_name(m, lo, d, S.seed)),
                 })
     return rows
 

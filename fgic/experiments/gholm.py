@@ -1,8 +1,8 @@
 """Experiment grid of notebook 04: GHOLM-Net, S. Zheng, G. Wang, "Study on Fine-grained Image Classification
 Based on ConvNeXt Heatmap Localization and Contrastive Learning", Computer Science 50(10):119-125, 2023.
 
-Grids, each ``{run_name(data set, setting, seed): RunSpec}`` built from the merged settings ``S`` of
-``fgic.profiles.settings("04_gholm_net", profile)``:
+Grids, each ``{run_name(data set, setting, seed): RunSpec}`` built from the typed settings ``S``
+(``fgic.settings.GHOLM``) of ``fgic.profiles.settings("04_gholm_net", profile)``:
 
 - ``ablation_specs``: Tables 2 / 3, the four cumulative rows of ``ROWS`` (Raw; +Crop; +Sup; +Drop);
 - ``mu_specs``: Table 4, the crop threshold factor mu of eq. (5) (the mu = 1.7 run is the full model);
@@ -10,10 +10,10 @@ Grids, each ``{run_name(data set, setting, seed): RunSpec}`` built from the merg
   (``object_scale``), where cropping should help most;
 - ``comparison_specs``: Tables 6-9, the ConvNeXt-S baseline (Raw) and GHOLM-Net on each real data set.
 
-smoke / default run the embedded benchmark only (``dataset="synthetic"`` with ``S["benchmark"]``), a narrow
-ResNet18 backbone trained from scratch (``S["bench_model_kw"]``, ``S["bench_train"]``). The paper
-profile adds the real data sets named in ``S["datasets"]`` (table -> data set) with ConvNeXt-S, ImageNet
-weights (``pretrained``; ``S["pretrained_tags"]`` picks timm's weight set per data set: ImageNet-21k, and
+smoke / default run the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), a narrow
+ResNet18 backbone trained from scratch (``S.bench_model_kw``, ``S.bench_train``). The paper
+profile adds the real data sets named in ``S.datasets`` (table -> data set) with ConvNeXt-S, ImageNet
+weights (``pretrained``; ``S.pretrained_tags`` picks timm's weight set per data set: ImageNet-21k, and
 ImageNet-1k for Stanford Dogs, as the paper says), the ``gholm`` transform preset at 448 px (Stanford Dogs:
 resized straight to 448) and the paper's SGD schedule. Table 5 needs no training: ``logit_mode_accuracy``
 evaluates one trained model under the three test-time logits. ``crop_coverage`` scores GHOLM's crop boxes
@@ -29,7 +29,7 @@ Which images: the training split is ``build_dataset(..., split="train", **data_k
 benchmark keeps its seeded 10 % validation split. Every test-time subset (Table 5, the mu sweep, Fig. 6,
 crop scores) is class-balanced and seeded (``fgic.data.subsets.balanced_sample``).
 
-Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
 benchmark column trains on it with the benchmark's model and schedule (``fgic.profiles.data_source``); the
 object-scale grid, a knob of the generator, is then empty.
 """
@@ -47,6 +47,7 @@ import yaml
 from fgic import profiles
 from fgic.data.subsets import balanced_sample, targets_of
 from fgic.runs import RunSpec
+from fgic.settings import GHOLM
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,39 +77,39 @@ def run_name(dataset: str, setting: str, seed: int = 0) -> str:
     return f"{dataset}:{setting}:s{seed}"
 
 
-def real(S: dict, table: str) -> str | None:
+def real(S: GHOLM, table: str) -> str | None:
     """The real data set of ``table`` ("table2" ... "table9") in this profile, or None (benchmark only)."""
-    return (S.get("datasets") or {}).get(table)
+    return S.datasets.get(table)
 
 
-def spec(S: dict, dataset: str, seed: int = 0, object_scale: float | None = None, **gholm_kw) -> RunSpec:
+def spec(S: GHOLM, dataset: str, seed: int = 0, object_scale: float | None = None, **gholm_kw) -> RunSpec:
     """One run: GHOLM-Net with switches ``gholm_kw`` on ``dataset`` (``BENCHMARK`` or a ``DATASETS`` key)."""
-    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data: the benchmark's model and
+    if dataset == BENCHMARK and S.data:  # the benchmark column on your data: the benchmark's model and
         if object_scale is not None:  # schedule, the view resized to bench_source_scale x the input size
             raise ValueError("object_scale is a knob of the embedded benchmark only")
         data, data_kw, size = profiles.data_source(S)
-        model, model_kw, train = S["bench_model"], dict(S.get("bench_model_kw") or {}), S["bench_train"]
-        transform, pretrained = S["bench_transform"], False
-        transform_kw = {"image_size": size * int(S.get("bench_source_scale", 1))}
+        model, model_kw, train = S.bench_model, dict(S.bench_model_kw), S.bench_train
+        transform, pretrained = S.bench_transform, False
+        transform_kw = {"image_size": size * int(S.bench_source_scale)}
     elif dataset == BENCHMARK:
-        bench = dict(S["benchmark"])
+        bench = S.benchmark.kw()
         if object_scale is not None:
             bench["object_scale"] = object_scale
-        model, model_kw, train = S["bench_model"], dict(S.get("bench_model_kw") or {}), S["bench_train"]
+        model, model_kw, train = S.bench_model, dict(S.bench_model_kw), S.bench_train
         size = bench["image_size"]  # the network's input size
-        bench["image_size"] = size * int(S.get("bench_source_scale", 1))  # rendered at the original resolution
-        data, data_kw, transform = "synthetic", bench, S["bench_transform"]
+        bench["image_size"] = size * int(S.bench_source_scale)  # rendered at the original resolution
+        data, data_kw, transform = "synthetic", bench, S.bench_transform
         transform_kw, pretrained = {"image_size": bench["image_size"]}, False
     elif dataset in DATASETS:
         if object_scale is not None:
             raise ValueError("object_scale is a knob of the embedded benchmark only")
-        model, model_kw, train = S["model"], dict(S.get("model_kw") or {}), S["train"]
-        data, data_kw, transform = dataset, dict(S.get("data_kw") or {}), S["transform"]
-        size = S["image_size"]
-        source = size * int(S.get("source_scale", 1))  # the view the crop is cut from
+        model, model_kw, train = S.model, dict(S.model_kw), S.train
+        data, data_kw, transform = dataset, dict(S.data_kw), S.transform
+        size = S.image_size
+        source = size * int(S.source_scale)  # the view the crop is cut from
         transform_kw = {"image_size": source, **({"dogs": True} if dataset == "dogs" else {})}
-        pretrained = S.get("pretrained", False)
-        tag = (S.get("pretrained_tags") or {}).get(dataset)
+        pretrained = S.pretrained
+        tag = S.pretrained_tags.get(dataset)
         if tag:
             model_kw["pretrained_tag"] = tag
     else:
@@ -129,12 +130,12 @@ def spec(S: dict, dataset: str, seed: int = 0, object_scale: float | None = None
     )
 
 
-def _seeds(S: dict, dataset: str) -> list[int]:
-    return list(S.get("seeds") or [0]) if dataset == BENCHMARK else [0]
+def _seeds(S: GHOLM, dataset: str) -> list[int]:
+    return list(S.seeds or [0]) if dataset == BENCHMARK else [0]
 
 
-def ablation_specs(S: dict) -> dict[str, RunSpec]:
-    """Tables 2 / 3: every ``ROWS`` setting on the benchmark (``S["seeds"]``) and on the real data sets."""
+def ablation_specs(S: GHOLM) -> dict[str, RunSpec]:
+    """Tables 2 / 3: every ``ROWS`` setting on the benchmark (``S.seeds``) and on the real data sets."""
     out = {}
     for d in [BENCHMARK] + [x for x in (real(S, "table2"), real(S, "table3")) if x]:
         for row, kw in ROWS.items():
@@ -143,10 +144,10 @@ def ablation_specs(S: dict) -> dict[str, RunSpec]:
     return out
 
 
-def mu_specs(S: dict) -> dict[str, RunSpec]:
-    """Table 4: the full model trained with each mu of ``S["mu_values"]`` (benchmark, seed 0) and, in the
+def mu_specs(S: GHOLM) -> dict[str, RunSpec]:
+    """Table 4: the full model trained with each mu of ``S.mu_values`` (benchmark, seed 0) and, in the
     paper profile, each mu of Table 4 on its data set."""
-    out = {run_name(BENCHMARK, f"mu={m}"): spec(S, BENCHMARK, mu=float(m)) for m in S.get("mu_values") or []}
+    out = {run_name(BENCHMARK, f"mu={m}"): spec(S, BENCHMARK, mu=float(m)) for m in S.mu_values}
     d = real(S, "table4")
     if d:
         for m in load_numbers()["table4"]["mu"]:
@@ -158,19 +159,19 @@ def scale_name(scale: float) -> str:
     return f"{BENCHMARK}@{scale}"
 
 
-def scale_specs(S: dict) -> dict[str, RunSpec]:
-    """Raw and the full model at each ``S["object_scales"]`` of the benchmark (seed 0); none on your data."""
-    if S.get("data"):
+def scale_specs(S: GHOLM) -> dict[str, RunSpec]:
+    """Raw and the full model at each ``S.object_scales`` of the benchmark (seed 0); none on your data."""
+    if S.data:
         return {}
-    own = S["benchmark"]["object_scale"]
+    own = S.benchmark.object_scale
     return {
         run_name(scale_name(s), row): spec(S, BENCHMARK, object_scale=None if s == own else s, **ROWS[row])
-        for s in S.get("object_scales") or []
+        for s in S.object_scales
         for row in (RAW, FULL)
     }
 
 
-def comparison_specs(S: dict) -> dict[str, RunSpec]:
+def comparison_specs(S: GHOLM) -> dict[str, RunSpec]:
     """Tables 6-9: the ConvNeXt-S baseline (Raw) and GHOLM-Net on each real data set of this profile."""
     return {
         run_name(d, row): spec(S, d, **ROWS[row])
@@ -179,7 +180,7 @@ def comparison_specs(S: dict) -> dict[str, RunSpec]:
     }
 
 
-def specs(S: dict) -> dict[str, RunSpec]:
+def specs(S: GHOLM) -> dict[str, RunSpec]:
     """Every run of the profile (grids share runs: the same setting has the same ``run_id``)."""
     return {**ablation_specs(S), **mu_specs(S), **scale_specs(S), **comparison_specs(S)}
 

@@ -1,23 +1,24 @@
 """Experiment grid of notebook 03: "Mixed Attention Mechanism for Small-Sample Fine-grained Image
 Classification" (Li, Wu, Chang, Huang, Ma, Cao), Tables I-II, the ablation of section III-D, Figs. 2-3.
 
-``specs(S)`` builds one ``RunSpec`` per (data set, backbone, variant, seed) from the merged settings ``S``
-of ``fgic.profiles.settings("03_mixed_attention", profile)``. Variants: Baseline (no attention), CA (SE
-channel attention), SA-Ours, MA-Ours; backbones VGG16-BN and ResNet-50 (``fgic.models.mixed_attention``).
-The paper's recipe (section III-B) goes through ``train["param_groups"]``: attention 0.1, the rest
-(backbone and the new FC-BN-ELU head) 0.01, cosine decay, batch 32, 300 epochs, 224 px, cross-entropy.
+``specs(S)`` builds one ``RunSpec`` per (data set, backbone, variant, seed) from the typed settings ``S``
+(``fgic.settings.MixedAttention``) of ``fgic.profiles.settings("03_mixed_attention", profile)``. Variants:
+Baseline (no attention), CA (SE channel attention), SA-Ours, MA-Ours; backbones VGG16-BN and ResNet-50
+(``fgic.models.mixed_attention``). The paper's recipe (section III-B) goes through ``train["param_groups"]``:
+attention 0.1, the rest (backbone and the new FC-BN-ELU head) 0.01, cosine decay, batch 32, 300 epochs, 224 px,
+cross-entropy.
 
 "Small-sample" in the paper is not a sampling protocol: it names the two data sets themselves (Stanford
 Cars, about 41 training images per class; FGVC-Aircraft, about 67), used with their official splits
 (8,144 / 8,041 and 6,667 / 3,333). So the paper profile trains on the full official training sets
-(``S["val_fraction"] = 0``: no validation split; the last epoch is reported, the paper states no model
+(``S.val_fraction = 0``: no validation split; the last epoch is reported, the paper states no model
 selection). smoke / default hold out a seeded 10 % of each class's training images as validation (our
 addition; reported, never used for selection). On the embedded benchmark a small-sample setting is a
-reduced ``images_per_class`` (``S["small_sample"]``), train + validation.
+reduced ``images_per_class`` (``S.small_sample``, ``S.small_benchmark()``), train + validation.
 
 ``feature_energy(model, images)`` is Fig. 3's heatmap: the energy of the last feature map.
 
-Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
 benchmark column trains on it instead, without the small-sample knobs (``fgic.profiles.data_source``).
 """
 
@@ -33,6 +34,7 @@ import yaml
 from fgic import profiles
 from fgic.experiments.multi_attention import to_image
 from fgic.runs import RunSpec
+from fgic.settings import MixedAttention
 
 NOTEBOOK = "03_mixed_attention"
 BACKBONES = {"VGG16": "vgg16_bn", "ResNet-50": "resnet50"}  # the paper's column label -> model prefix
@@ -68,44 +70,44 @@ def run_name(dataset: str, backbone: str, variant: str, seed: int) -> str:
     return f"{dataset}:{backbone}:{variant}:s{seed}"
 
 
-def param_groups(S: dict) -> dict[str, float]:
-    """Per-module learning rates: ``{"attention.": S["attention_lr"], "": S["backbone_lr"]}`` (the paper:
+def param_groups(S: MixedAttention) -> dict[str, float]:
+    """Per-module learning rates: ``{"attention.": S.attention_lr, "": S.backbone_lr}`` (the paper:
     0.1 and 0.01). Every attention parameter of these networks lives under ``attention.``
     (``fgic.models.mixed_attention.paper_param_groups`` gives the same mapping from a built model)."""
-    return {"attention.": float(S["attention_lr"]), "": float(S["backbone_lr"])}
+    return {"attention.": float(S.attention_lr), "": float(S.backbone_lr)}
 
 
-def _spec(S: dict, dataset: str, backbone: str, variant: str, seed: int) -> RunSpec:
-    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data (no small-sample knobs)
+def _spec(S: MixedAttention, dataset: str, backbone: str, variant: str, seed: int) -> RunSpec:
+    if dataset == BENCHMARK and S.data:  # the benchmark column on your data (no small-sample knobs)
         data, data_kw, size = profiles.data_source(S)
     elif dataset == BENCHMARK:
-        data, data_kw = "synthetic", {**S["benchmark"], **(S.get("small_sample") or {})}
-        size = S.get("image_size") or S["benchmark"]["image_size"]
+        data, data_kw = "synthetic", S.small_benchmark().kw()
+        size = S.image_size or S.benchmark.image_size
     else:
-        data, data_kw, size = DATASETS[dataset], dict(S.get("data_kw") or {}), S["image_size"]
-    if "val_fraction" in S:  # paper profile: 0, the whole official training split (no validation split)
-        data_kw["val_fraction"] = float(S["val_fraction"])
-    train = {**S["train"], "lr": float(S["backbone_lr"]), "param_groups": param_groups(S), "seed": seed}
+        data, data_kw, size = DATASETS[dataset], dict(S.data_kw), S.image_size
+    if S.val_fraction is not None:  # paper profile: 0, the whole official training split (no validation split)
+        data_kw["val_fraction"] = float(S.val_fraction)
+    train = {**S.train, "lr": float(S.backbone_lr), "param_groups": param_groups(S), "seed": seed}
     return RunSpec(
         model=model_name(backbone, variant),
         dataset=data,
-        model_kw=dict((S.get("model_kw") or {}).get(BACKBONES[backbone]) or {}),
+        model_kw=dict(S.model_kw.get(BACKBONES[backbone]) or {}),
         data_kw=data_kw,
-        transform=S["transform"],
+        transform=S.transform,
         transform_kw={"image_size": size},
         train=train,
-        pretrained=S.get("pretrained", False),
+        pretrained=S.pretrained,
     )
 
 
-def specs(S: dict) -> dict[str, RunSpec]:
-    """Every run of the profile, ``{run_name(...): RunSpec}``, over ``S["datasets"]`` (Table II column labels
-    or ``"benchmark"``), ``S["backbones"]``, ``S["variants"]`` (all by default) and ``S["seeds"]``."""
+def specs(S: MixedAttention) -> dict[str, RunSpec]:
+    """Every run of the profile, ``{run_name(...): RunSpec}``, over ``S.datasets`` (Table II column labels
+    or ``"benchmark"``), ``S.backbones``, ``S.variants`` (all by default) and ``S.seeds``."""
     out = {}
-    for d in S["datasets"]:
-        for b in S.get("backbones") or list(BACKBONES):
-            for v in S.get("variants") or list(VARIANTS):
-                for s in S.get("seeds") or [S["seed"]]:
+    for d in S.datasets:
+        for b in S.backbones or list(BACKBONES):
+            for v in S.variants or list(VARIANTS):
+                for s in S.seeds or [S.seed]:
                     out[run_name(d, b, v, s)] = _spec(S, d, b, v, s)
     return out
 

@@ -1,15 +1,15 @@
 """Experiment grid of notebook 02: "Multi-Attention Mechanism Fusion for Fine-Grained Image Classification"
 (Du, Ma), Table 1: ResNet50, FCN-, CA-, SA- and CSCA-ResNet50 on CUB-200-2011, Stanford Dogs, Stanford Cars.
 
-``specs(S)`` builds one ``RunSpec`` per (data set, model) from the merged settings ``S`` of
-``fgic.profiles.settings("02_multi_attention", profile)``:
+``specs(S)`` builds one ``RunSpec`` per (data set, model) from the typed settings ``S``
+(``fgic.settings.MultiAttention``) of ``fgic.profiles.settings("02_multi_attention", profile)``:
 
-- smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S["benchmark"]``), small
-  trunks (``S["model_kw"]``: ``layers`` / ``width``), trained from scratch with ``S["train"]``.
+- smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), small
+  trunks (``S.model_kw``: ``layers`` / ``width``), trained from scratch with ``S.train``.
 - paper: the three real data sets of Table 1 plus the benchmark column, the full ResNet50 shape,
   ImageNet weights (``pretrained=True``: fails loudly when the weights are not cached), the
-  ``multi_attention`` transform preset at 224 px and ``S["train"]``, trained on the whole official training
-  split (``S["val_fraction"] = 0``; the last epoch is reported: the paper states no model selection).
+  ``multi_attention`` transform preset at 224 px and ``S.train``, trained on the whole official training
+  split (``S.val_fraction = 0``; the last epoch is reported: the paper states no model selection).
   smoke / default hold out a seeded 10 % of each class as validation (our addition, never used for selection).
 
 The "FCN-ResNet50" column is run as ``resnet50_cam_head`` (``fgic.nn.cam_attention``): a mean-pooled FCN head
@@ -20,7 +20,7 @@ The paper gives no optimiser, learning rate, schedule, epochs, batch size or inp
 (SGD, cosine, 224 px, new classifier at 10x the backbone rate) are in ``params/02_multi_attention.yaml``
 and the notebook. Published numbers: ``load_numbers()`` reads ``multi_attention_numbers.yaml``.
 
-Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
 benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
@@ -38,6 +38,7 @@ from fgic import profiles
 from fgic.cam import normalize_maps
 from fgic.models.multi_attention import attention_maps
 from fgic.runs import RunSpec
+from fgic.settings import MultiAttention
 
 NOTEBOOK = "02_multi_attention"
 # Table 1 column label -> registered model (resnet50 = the ResNet50 baseline with the same options;
@@ -71,36 +72,36 @@ def run_name(dataset: str, model: str, seed: int | None = None) -> str:
     return f"{dataset}:{model}" + ("" if seed is None else f":s{seed}")
 
 
-def _spec(S: dict, dataset: str, model: str, seed: int | None = None) -> RunSpec:
-    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+def _spec(S: MultiAttention, dataset: str, model: str, seed: int | None = None) -> RunSpec:
+    if dataset == BENCHMARK and S.data:  # the benchmark column on your data
         data, data_kw, size = profiles.data_source(S)
     elif dataset == BENCHMARK:
-        data, data_kw = "synthetic", dict(S["benchmark"])
-        size = S.get("image_size") or S["benchmark"]["image_size"]
+        data, data_kw = "synthetic", S.benchmark.kw()
+        size = S.image_size or S.benchmark.image_size
     else:
-        data, data_kw, size = DATASETS[dataset], dict(S.get("data_kw") or {}), S["image_size"]
-    if "val_fraction" in S:  # paper profile: 0, the whole official training split (no validation split)
-        data_kw["val_fraction"] = float(S["val_fraction"])
+        data, data_kw, size = DATASETS[dataset], dict(S.data_kw), S.image_size
+    if S.val_fraction is not None:  # paper profile: 0, the whole official training split (no validation split)
+        data_kw["val_fraction"] = float(S.val_fraction)
     return RunSpec(
         model=MODELS[model],
         dataset=data,
-        model_kw=dict(S.get("model_kw") or {}),
+        model_kw=dict(S.model_kw),
         data_kw=data_kw,
-        transform=S["transform"],
+        transform=S.transform,
         transform_kw={"image_size": size},
-        train=dict(S["train"]) if seed is None else {**S["train"], "seed": seed},
-        pretrained=S.get("pretrained", False),
+        train=dict(S.train) if seed is None else {**S.train, "seed": seed},
+        pretrained=S.pretrained,
     )
 
 
-def specs(S: dict) -> dict[str, RunSpec]:
-    """Every run of the profile: ``{run_name(data set, model): RunSpec}`` for data sets ``S["datasets"]``
-    (labels of ``DATASETS`` or ``"benchmark"``) and models ``S["models"]`` (labels of ``MODELS``, all by
-    default), then the benchmark runs with extra training seeds ``S["seed_runs"]`` ({model label: [seed, ...]},
+def specs(S: MultiAttention) -> dict[str, RunSpec]:
+    """Every run of the profile: ``{run_name(data set, model): RunSpec}`` for data sets ``S.datasets``
+    (labels of ``DATASETS`` or ``"benchmark"``) and models ``S.models`` (labels of ``MODELS``, all by
+    default), then the benchmark runs with extra training seeds ``S.seed_runs`` ({model label: [seed, ...]},
     a yardstick for seed noise), keyed ``run_name("benchmark", model, seed)``."""
-    models = S.get("models") or list(MODELS)
-    out = {run_name(d, m): _spec(S, d, m) for d in S["datasets"] for m in models}
-    for m, seeds in (S.get("seed_runs") or {}).items():
+    models = S.models or list(MODELS)
+    out = {run_name(d, m): _spec(S, d, m) for d in S.datasets for m in models}
+    for m, seeds in S.seed_runs.items():
         for s in seeds:
             out[run_name(BENCHMARK, m, s)] = _spec(S, BENCHMARK, m, s)
     return out

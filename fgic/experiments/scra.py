@@ -2,18 +2,18 @@
 (Thushara, Ismithdeen, Abi), Table 1: a ConvNeXt-V2 baseline, then augmentation, L2-SP, dropout and the
 SCRA block added one after another, on CUB-200-2011, CUB + FGVC-Aircraft and FoodX-251.
 
-``specs(S)`` builds one ``RunSpec`` per (data set, Table 1 row, seed) from the merged settings ``S`` of
-``fgic.profiles.settings("05_convnextv2_scra", profile)``:
+``specs(S)`` builds one ``RunSpec`` per (data set, Table 1 row, seed) from the typed settings ``S``
+(``fgic.settings.SCRA``) of ``fgic.profiles.settings("05_convnextv2_scra", profile)``:
 
-- smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S["benchmark"]``), a narrow
-  and shallow ConvNeXt-V2 atto (``S["model_kw"]``) trained from scratch with ``S["train"]``.
+- smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), a narrow
+  and shallow ConvNeXt-V2 atto (``S.model_kw``) trained from scratch with ``S.train``.
 - paper: the three real data sets (only the cells the paper prints; its "-" cells are skipped) plus the
   benchmark column, ConvNeXt-V2 Large with ImageNet-22k weights (``pretrained=True``: fails loudly when the
   weights are not cached), 224 px, Adam lr 1e-4, weight decay 1e-5, lr x0.1 every 5 epochs, 30 epochs,
   batch 128.
 
 What each row switches on (``ROWS``): augmentation = the ``scra`` transform preset (rotation up to 15
-degrees and horizontal flip, each p = 0.25, colour jitter); without it, ``S["baseline_transform"]`` (resize
+degrees and horizontal flip, each p = 0.25, colour jitter); without it, ``S.baseline_transform`` (resize
 and normalise only, the paper's baseline); L2-SP = ``RunSpec.regularizer`` ``{"name": "l2sp", "lam": ...}``;
 dropout = ``drop_rate`` before the classifier (p = 0.45); SCRA = the ``_scra`` model.
 
@@ -27,7 +27,7 @@ Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (
 ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.cost.complexity``. Published numbers:
 ``load_numbers()`` reads ``scra_numbers.yaml``.
 
-Your own data: with ``S["data"]`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
+Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
 benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
 """
 
@@ -41,6 +41,7 @@ import yaml
 
 from fgic import profiles
 from fgic.runs import RunSpec
+from fgic.settings import SCRA
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,48 +99,48 @@ def printed(dataset: str, row: str) -> bool:
     return load_numbers()["table1"]["rows"][row]["top1"].get(dataset) is not None
 
 
-def row_spec(S: dict, dataset: str, row: str, seed: int | None = None) -> RunSpec:
+def row_spec(S: SCRA, dataset: str, row: str, seed: int | None = None) -> RunSpec:
     """The ``RunSpec`` of one Table 1 ``row`` on ``dataset`` (a ``DATASETS`` key or ``BENCHMARK``)."""
     r = ROWS[row]
-    if dataset == BENCHMARK and S.get("data"):  # the benchmark column on your data
+    if dataset == BENCHMARK and S.data:  # the benchmark column on your data
         data, data_kw, size = profiles.data_source(S)
     elif dataset == BENCHMARK:
-        data, data_kw = "synthetic", dict(S["benchmark"])
-        size = S.get("image_size") or S["benchmark"]["image_size"]
+        data, data_kw = "synthetic", S.benchmark.kw()
+        size = S.image_size or S.benchmark.image_size
     elif dataset in DATASETS:
-        data, data_kw, size = dataset, dict(S.get("data_kw") or {}), S["image_size"]
+        data, data_kw, size = dataset, dict(S.data_kw), S.image_size
     else:
         raise KeyError(f"unknown data set {dataset!r}; use {BENCHMARK!r} or one of {list(DATASETS)}")
-    model_kw = dict(S.get("model_kw") or {})
+    model_kw = dict(S.model_kw)
     if r.dropout:
-        model_kw["drop_rate"] = S["drop_rate"]
-    train = dict(S["train"])
+        model_kw["drop_rate"] = S.drop_rate
+    train = dict(S.train)
     if seed is not None:
         train["seed"] = seed
     return RunSpec(
-        model=S["model"] + ("_scra" if r.scra else ""),
+        model=S.model + ("_scra" if r.scra else ""),
         dataset=data,
         model_kw=model_kw,
         data_kw=data_kw,
-        transform=S["transform"] if r.aug else S["baseline_transform"],
+        transform=S.transform if r.aug else S.baseline_transform,
         transform_kw={"image_size": size},
         train=train,
-        regularizer={"name": "l2sp", "lam": S["l2sp_lam"]} if r.l2sp else None,
-        pretrained=S.get("pretrained", False),
+        regularizer={"name": "l2sp", "lam": S.l2sp_lam} if r.l2sp else None,
+        pretrained=S.pretrained,
     )
 
 
-def specs(S: dict) -> dict[str, RunSpec]:
+def specs(S: SCRA) -> dict[str, RunSpec]:
     """Every run of the profile: ``{run_name(data set, row, seed): RunSpec}`` over data sets
-    ``S["datasets"]``, rows ``S["rows"]`` (all of ``ROWS`` by default) and seeds ``S["seeds"]``.
-    On a real data set only the cells Table 1 prints are run when ``S["only_printed"]``."""
-    rows = S.get("rows") or list(ROWS)
+    ``S.datasets``, rows ``S.rows`` (all of ``ROWS`` by default) and seeds ``S.seeds``.
+    On a real data set only the cells Table 1 prints are run when ``S.only_printed``."""
+    rows = S.rows or list(ROWS)
     out = {}
-    for d in S["datasets"]:
+    for d in S.datasets:
         for row in rows:
-            if d != BENCHMARK and S.get("only_printed", True) and not printed(d, row):
+            if d != BENCHMARK and S.only_printed and not printed(d, row):
                 continue
-            for seed in S.get("seeds") or [S["train"].get("seed", 0)]:
+            for seed in S.seeds or [S.train.get("seed", 0)]:
                 out[run_name(d, row, seed)] = row_spec(S, d, row, seed)
     return out
 
@@ -160,7 +161,7 @@ def measure(spec: RunSpec, num_classes: int, image_size: int, device: str = "cpu
     return complexity(model, (3, image_size, image_size))
 
 
-def table1_rows(records: dict, S: dict) -> list[dict]:
+def table1_rows(records: dict, S: SCRA) -> list[dict]:
     """Rows for ``fgic.viz.paper_vs_ours``: one per (Table 1 row, data set column, seed).
 
     ``records``: ``{run_name: Record}`` of the runs trained here. The paper's three columns get the
@@ -168,11 +169,11 @@ def table1_rows(records: dict, S: dict) -> list[dict]:
     number. Extra columns: ``row`` (the ``ROWS`` key), ``dataset``, ``seed``.
     """
     t = load_numbers()["table1"]["rows"]
-    seeds = S.get("seeds") or [S["train"].get("seed", 0)]
+    seeds = S.seeds or [S.train.get("seed", 0)]
     out = []
-    for row in S.get("rows") or list(ROWS):
+    for row in S.rows or list(ROWS):
         for d in [*DATASETS, BENCHMARK]:
-            if d == BENCHMARK and BENCHMARK not in S["datasets"]:
+            if d == BENCHMARK and BENCHMARK not in S.datasets:
                 continue
             paper = None if d == BENCHMARK else t[row]["top1"][d]
             for seed in seeds:
