@@ -1,7 +1,7 @@
 """The attention registry: every attention block of ``fgic.nn`` by name, built as ``factory(channels, **kw)``.
 
-A new attention module is one file in ``fgic/nn/`` whose class is decorated with
-``@ATTENTIONS.register("name", paper=...)`` and takes ``channels`` first; the ResNet-50 family of
+A new attention module is one file ``fgic/nn/attention_<name>.py`` (found by its name) whose class is
+decorated with ``@ATTENTIONS.register("name", paper=...)`` and takes ``channels`` first; the ResNet-50 family of
 ``fgic.models.multi_attention`` then accepts it by name (``create_model("resnet50", attention="eca")`` puts it
 in every bottleneck unit), and ``python -m fgic list attentions`` lists it. Every registered module keeps
 the last map it applied in ``last_map`` (detached), which heatmap code reads.
@@ -10,12 +10,20 @@ the last map it applied in ``last_map`` (detached), which heatmap code reads.
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from pathlib import Path
 
 from fgic.registry import Registry
 
-_MODULES = ("attention_se", "attention_spatial", "attention_csca", "attention_mixed", "attention_eca")
 
-ATTENTIONS = Registry("attention", loader=lambda: [importlib.import_module(f"fgic.nn.{m}") for m in _MODULES])
+def _load_attention_files() -> None:
+    """Import every ``fgic/nn/attention_*.py``: their decorators fill the registry (a new file is found as is)."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name.startswith("attention_"):
+            importlib.import_module(f"fgic.nn.{info.name}")
+
+
+ATTENTIONS = Registry("attention", loader=_load_attention_files)
 
 
 def create_attention(name: str, channels: int, **kw):
