@@ -232,6 +232,7 @@ def test_mixed_attention_conclusions_are_computed():
     after = {c.key: c for c in mx.conclusions(S, _fake_records(worse))}
     b, a = {c.key: c for c in before}["table2/benchmark/VGG16/MA-Ours"], after["table2/benchmark/VGG16/MA-Ours"]
     assert b.text != a.text and "+5.0 points" in b.text and "-5.3 points" in a.text
+    assert b.text.startswith("Table II, VGG16 on benchmark: MA-Ours vs Baseline: ")
     assert a.verdict == "contradicted"  # the paper's MA-Ours is above its baseline
     assert after["claim/benchmark/VGG16/MA-Ours-beats-Baseline"].text.endswith(": contradicted")
     assert after["claim/table1/other-methods"].verdict == "not testable"

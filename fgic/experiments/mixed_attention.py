@@ -38,6 +38,7 @@ benchmark column trains on it instead, without the small-sample knobs (``fgic.pr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -202,8 +203,13 @@ def conclusions(S: MixedAttention, records: dict) -> list[Conclusion]:
     discriminative regions (Fig. 3)."""
     tabs, numbers = tables(S, records), paper_numbers()
     out = []
-    for name, t in tabs.items():
-        out += base.table_conclusions(name, t, "Baseline" if name.startswith("table2/") else "MA-Ours")
+    for d in S.datasets:
+        for b in _backbones(S):
+            for kind, what, ref in (("table2", "Table II", "Baseline"), ("ablation", "Ablation", "MA-Ours")):
+                name = f"{kind}/{column(d)}/{b}"
+                if name in tabs:
+                    out += [replace(c, text=f"{what}, {b} on {column(d)}: {c.text}")
+                            for c in base.table_conclusions(name, tabs[name], ref)]
     for d in S.datasets:
         c, pd_name = column(d), paper_dataset(d)
         for b in _backbones(S):
