@@ -277,7 +277,7 @@ class MixedAttention(Settings):
     variants: list[str] | None = None  # labels of experiments.mixed_attention.VARIANTS (None: all)
     seeds: list[int]  # training seeds per cell
     small_sample: dict[str, Any] = field(default_factory=dict)  # benchmark knobs replaced here (images_per_class)
-    model_kw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backbone prefix: vgg16bn, resnet50
+    model_kw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backbone prefix: vgg16_bn, resnet50
     transform: str  # transform preset
     attention_lr: float  # learning rate of the attention modules
     backbone_lr: float  # learning rate of the rest (backbone and head)
