@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from fgic.runs import RunSpec
 
-# notebook -> the fgic.experiments module whose ``specs(S)`` is its grid (00 builds its one spec inline)
+# notebook -> the fgic.experiments module whose ``specs(S)`` is its grid (00: ``benchmark_tour.grid``)
 EXPERIMENTS = {
     "01_acanet": "acanet",
     "02_multi_attention": "multi_attention",
@@ -64,17 +64,10 @@ def grid(notebook: str, overrides=None) -> dict[str, RunSpec]:
     from fgic import profiles
 
     S = profiles.settings(notebook, "paper", overrides=overrides or {})
-    if notebook == "00_benchmark_tour":  # the notebook's one run, as its training cell builds it
-        size = S.benchmark.image_size
-        spec = RunSpec(
-            model="resnet18",
-            model_kw=S.model_kw,
-            data_kw=S.benchmark.kw(),
-            transform="plain",
-            transform_kw={"image_size": size},
-            train=S.train,
-        )
-        return {"resnet18-ce": spec}
+    if notebook == "00_benchmark_tour":  # the baseline, one run per seed (fgic.experiments.benchmark_tour)
+        from fgic.experiments import benchmark_tour
+
+        return benchmark_tour.grid(S)
     if notebook not in EXPERIMENTS:
         raise KeyError(f"no paper grid for notebook {notebook!r}; available: {list(NOTEBOOKS)}")
     return importlib.import_module(f"fgic.experiments.{EXPERIMENTS[notebook]}").specs(S)
