@@ -69,10 +69,11 @@ def test_baseline_table_has_the_hand_computed_mean_interval_and_chance(S):
     assert r["mean"] == pytest.approx(80.0) and r["std"] == pytest.approx(2.0) and r["n"] == 3
     assert r["ours"] == "80.0 +- 2.0 (n=3)" and r["95 % CI"] == "[75.0, 85.0]"
     assert r["per seed"] == "s0 80.0, s1 82.0, s2 78.0" and r["min seed"] == pytest.approx(78.0)
-    assert r["chance"] == pytest.approx(10.0) and r["5x chance"] == pytest.approx(50.0)
-    assert r[">= 5x chance on every seed"] == "yes" and math.isnan(r["diff"])  # one row: nothing to pair with
+    assert r["chance"] == pytest.approx(10.0) and r[bt.THRESHOLD] == pytest.approx(50.0)  # 5x chance
+    assert r[bt.EVERY] == "yes" and math.isnan(r["diff"])  # one row: nothing to pair with
     low = bt.tables(S, records([0.80, 0.45, 0.78]))["baseline"].loc[bt.ROW]
-    assert low[">= 5x chance on every seed"] == "no" and low["min seed"] == pytest.approx(45.0)
+    assert low[bt.EVERY] == "no" and low["min seed"] == pytest.approx(45.0)
+    assert bt.learn_threshold(4) == pytest.approx(0.625) and bt.learn_threshold(200) == pytest.approx(0.025)
 
 
 def test_a_failed_seed_is_listed_not_averaged(S):
@@ -80,7 +81,7 @@ def test_a_failed_seed_is_listed_not_averaged(S):
     R["benchmark:ResNet18:s2"]["status"] = "failed"
     r = bt.tables(S, R)["baseline"].loc[bt.ROW]
     assert r["n"] == 2 and r["mean"] == pytest.approx(81.0) and r["failed"].startswith("1 of 3 failed (seed 2")
-    assert r[">= 5x chance on every seed"] == "no"
+    assert r[bt.EVERY] == "no"
 
 
 def test_twin_confusion_and_its_paired_test(S):
@@ -103,17 +104,21 @@ def test_conclusions_are_computed_from_the_records(S, monkeypatch):
     assert list(good) == ["baseline/benchmark/ResNet18", "twins/benchmark/ResNet18",
                           "placement/benchmark/placement-box"]
     assert good["baseline/benchmark/ResNet18"].verdict == "learns"
-    assert "80.0 +- 2.0 (n=3), 95 % CI [75.0, 85.0]; lowest seed 78.0 % >= 5x chance" in good[
+    assert "80.0 +- 2.0 (n=3), 95 % CI [75.0, 85.0]; lowest seed 78.0 % >= 50.0 % (5x chance" in good[
         "baseline/benchmark/ResNet18"].text
     assert good["twins/benchmark/ResNet18"].verdict == "more often"
     assert good["placement/benchmark/placement-box"].verdict == "at chance"
     assert "11.0 % [9.0, 14.0]" in good["placement/benchmark/placement-box"].text
     bad = {c.key: c for c in bt.conclusions(S, records([0.80, 0.40, 0.78], twins=(1.0, 1.0, 2.0)))}
-    assert bad["baseline/benchmark/ResNet18"].verdict == "below 5x chance"
-    assert "lowest seed 40.0 % < 5x chance" in bad["baseline/benchmark/ResNet18"].text
+    assert bad["baseline/benchmark/ResNet18"].verdict == "below the threshold"
+    assert "lowest seed 40.0 % < 50.0 %" in bad["baseline/benchmark/ResNet18"].text
     assert bad["twins/benchmark/ResNet18"].verdict in ("less often", "no significant difference")
     one = {c.key: c for c in bt.conclusions(S, {"benchmark:ResNet18:s0": rec(0.8)})}
     assert "not testable here (n < 2 paired seeds (1))" in one["twins/benchmark/ResNet18"].text
+    placement.loc["object box (reference)", "verdict"] = "at chance"  # the check cannot find the known cue
+    weak = {c.key: c for c in bt.conclusions(S, {})}
+    assert weak["placement/benchmark/placement-box"].verdict == "reference at chance"
+    assert weak["baseline/benchmark/ResNet18"].verdict == "no healthy seed"
 
 
 def test_placement_check_on_the_smoke_benchmark():
