@@ -182,6 +182,7 @@ class BenchmarkTour(Settings):
     model_kw: dict[str, Any] = field(default_factory=dict)  # ResNet18 options (width: first stage's channels)
     train: dict[str, Any]  # TrainConfig fields of the baseline run
     n_heatmaps: int  # test images scored with Grad-CAM
+    seeds: list[int]  # training seeds of the baseline (one run each; tables pair and summarise over them)
 
 
 # --------------------------------------------------------------------------------------------- 01

@@ -12,7 +12,7 @@ import yaml
 import fgic
 from fgic import paths, profiles
 from fgic.engine import TrainConfig
-from fgic.runs import RunSpec
+from fgic.experiments import benchmark_tour
 from fgic.settings import NOTEBOOKS, Benchmark, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,10 +113,8 @@ def _default_run_ids() -> dict[str, str]:
         for name, spec in importlib.import_module(f"fgic.experiments.{module}").grid(S).items():
             ids[spec.run_id] = f"{notebook}:{name}"
     S = profiles.settings("00_benchmark_tour", "default", overrides={})
-    data, data_kw, size = profiles.data_source(S)  # as notebook 00's training cell builds its run
-    spec = RunSpec(model="resnet18", model_kw=S.model_kw, dataset=data, data_kw=data_kw, transform="plain",
-                   transform_kw={"image_size": size}, train=S.train)
-    ids[spec.run_id] = "00_benchmark_tour:resnet18"
+    for name, spec in benchmark_tour.grid(S).items():
+        ids[spec.run_id] = f"00_benchmark_tour:{name}"
     return ids
 
 
