@@ -92,8 +92,8 @@ def _set(path, value):
          "params/04_gholm_net.yaml [default]: mu_eval[1] = 'x' is not a float"),
         ("03_mixed_attention.yaml", _set("small_sample.images", 3),
          "params/03_mixed_attention.yaml [default]: small_sample.images is not a benchmark knob"),
-        ("02_multi_attention.yaml", _set("seed_runs", {"ResNet50": 1}),
-         "params/02_multi_attention.yaml [default]: seed_runs.ResNet50 = 1 is not a list of int"),
+        ("02_multi_attention.yaml", _set("seeds", [0, "1"]),
+         "params/02_multi_attention.yaml [default]: seeds[1] = '1' is not an int (drop the quotes)"),
     ],
 )
 def test_a_bad_settings_file_names_file_profile_key_and_type(params, name, edit, message):
@@ -110,7 +110,9 @@ def _default_run_ids() -> dict[str, str]:
     ids = {}
     for notebook, module in EXPERIMENTS.items():
         S = profiles.settings(notebook, "default", overrides={})
-        for name, spec in importlib.import_module(f"fgic.experiments.{module}").specs(S).items():
+        mod = importlib.import_module(f"fgic.experiments.{module}")
+        grid = mod.grid if hasattr(mod, "grid") else mod.specs  # specs: a module not yet on base.SURFACE
+        for name, spec in grid(S).items():
             ids[spec.run_id] = f"{notebook}:{name}"
     S = profiles.settings("00_benchmark_tour", "default", overrides={})
     data, data_kw, size = profiles.data_source(S)  # as notebook 00's training cell builds its run
