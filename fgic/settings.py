@@ -253,12 +253,12 @@ class MultiAttention(Settings):
 
     NOTEBOOK: ClassVar[str] = "02_multi_attention"
 
-    datasets: list[str]  # Table 1 rows to run: labels of experiments.multi_attention.DATASETS or "benchmark"
-    models: list[str] | None = None  # labels of experiments.multi_attention.MODELS (None: all)
+    datasets: list[str]  # data sets to run: "benchmark" or registry names of experiments.multi_attention.DATASETS
+    models: list[str] | None = None  # Table 1 rows: labels of experiments.multi_attention.MODELS (None: all)
     model_kw: dict[str, Any] = field(default_factory=dict)  # ResNet50 trunk options of every model (layers, width)
     transform: str  # transform preset
-    train: dict[str, Any]  # TrainConfig fields of every run
-    seed_runs: dict[str, list[int]] = field(default_factory=dict)  # extra benchmark seeds: {model label: [seed]}
+    train: dict[str, Any]  # TrainConfig fields of every run (the seed comes from seeds)
+    seeds: list[int]  # training seeds of every row (the tables pair rows over them)
     pretrained: bool = False  # ImageNet weights
     n_heatmaps: int  # test images scored for localisation
     n_show: int  # test images in the heatmap grid

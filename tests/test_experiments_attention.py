@@ -26,45 +26,135 @@ def _valid(spec):
     return cfg
 
 
+def rec(top1, epochs=3, k=10):
+    """A hand-made finished run record with test top-1 ``top1``."""
+    return {"status": "finished", "metrics": {"test_top1": top1}, "num_classes": k, "run_id": "r",
+            "history": [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(epochs)]}
+
+
 @pytest.mark.parametrize("profile", profiles.PROFILES)
-def test_multi_attention_specs_build(profile):
+def test_multi_attention_grid_builds(profile):
     S = profiles.settings(ma.NOTEBOOK, profile)
-    specs = ma.specs(S)
-    seed_runs = sum(len(v) for v in S.seed_runs.values())
-    assert len(specs) == len(S.datasets) * len(ma.MODELS) + seed_runs
-    assert len({s.run_id for s in specs.values()}) == len(specs)  # no two runs collide
-    for name, spec in specs.items():
+    grid = ma.grid(S)
+    assert len(grid) == len(S.datasets) * len(ma.MODELS) * len(S.seeds)
+    assert len({s.run_id for s in grid.values()}) == len(grid)  # no two runs collide
+    for name, spec in grid.items():
         _valid(spec)
-        if name.startswith(ma.BENCHMARK + ":"):
+        d, row, seed = base.parse_run_name(name)  # the one run-name format
+        assert spec.model == ma.MODELS[row] and spec.config.seed == seed and seed in S.seeds
+        if d == base.BENCHMARK:
             extra = {"val_fraction": S.val_fraction} if S.val_fraction is not None else {}
             assert spec.dataset == "synthetic" and spec.data_kw == {**S.benchmark.kw(), **extra}
+        else:
+            assert spec.dataset == d and d in ma.DATASETS
     for m in ma.MODELS:  # the five networks of Table 1 on the benchmark in every profile
-        assert ma.run_name(ma.BENCHMARK, m) in specs
+        for s in S.seeds:
+            assert base.run_name(base.BENCHMARK, m, s) in grid
     if profile != "paper":
-        assert {s.dataset for s in specs.values()} == {"synthetic"}
-        assert all(s.pretrained is False for s in specs.values())
+        assert {s.dataset for s in grid.values()} == {"synthetic"}
+        assert all(s.pretrained is False for s in grid.values())
+
+
+def test_multi_attention_default_profile_has_three_seeds_per_row():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    seeds = {}
+    for name in ma.grid(S):
+        d, row, seed = base.parse_run_name(name)
+        seeds.setdefault((d, row), set()).add(seed)
+    assert set(seeds) == {(base.BENCHMARK, m) for m in ma.MODELS}
+    assert all(s == {0, 1, 2} for s in seeds.values())
+    assert profiles.settings(ma.NOTEBOOK, "smoke").seeds == [0]
 
 
 def test_multi_attention_paper_profile():
     S = profiles.settings(ma.NOTEBOOK, "paper")
-    specs = ma.specs(S)
-    for label, name in ma.DATASETS.items():
+    grid = ma.grid(S)
+    for d in ma.DATASETS:
         for m, model in ma.MODELS.items():
-            spec = specs[ma.run_name(label, m)]
-            assert spec.dataset == name and spec.model == model
+            spec = grid[base.run_name(d, m, S.seeds[0])]
+            assert spec.dataset == d and spec.model == model
             assert spec.transform == "multi_attention" and spec.transform_kw == {"image_size": 224}
             assert spec.pretrained is True and spec.model_kw == {}  # the full ResNet50, ImageNet weights
-            assert spec.config.schedule == "cosine"
+            assert spec.config.schedule == "cosine" and spec.data_kw == {"val_fraction": 0.0}
 
 
 def test_multi_attention_numbers():
-    t = ma.table1()
-    assert t.shape == (3, 5)
-    assert list(t.index) == list(ma.DATASETS) and list(t.columns) == list(ma.MODELS)
-    gains = ma.load_numbers()["conclusion_gains"]  # section 4 quotes CSCA minus ResNet50
-    for d, g in gains.items():
+    p = ma.paper_numbers()
+    assert list(p.columns) == base.PAPER_COLUMNS and len(p) == 15 and set(p.table) == {ma.TABLE}
+    t = p.pivot(index="dataset", columns="row", values="value")
+    assert set(t.index) == set(ma.DATASETS.values()) and set(t.columns) == set(ma.MODELS)
+    for d, g in {"CUB-200": 8.3, "Stanford-dogs": 9.6, "Stanford-cars": 4.4}.items():  # section 4
         assert abs(t.loc[d, "CSCA-ResNet50"] - t.loc[d, "ResNet50"] - g) < 0.05
     assert (t["CSCA-ResNet50"] == t.max(axis=1)).all()  # CSCA is the best column on every data set
+    assert ma.paper_column(base.BENCHMARK) == ("CUB-200", ma.paper_column("cub")[1])  # CUB beside the benchmark
+
+
+def fake_records(S, values):
+    """``{run name: record}`` of the benchmark column from ``{row: [top-1 per seed]}``."""
+    return {base.run_name(base.BENCHMARK, m, s): rec(v) for m, vs in values.items() for s, v in zip(S.seeds, vs)}
+
+
+VALUES = {  # top-1 per seed 0, 1, 2
+    "ResNet50": [0.60, 0.62, 0.61],
+    "FCN-ResNet50": [0.60, 0.63, 0.60],  # -0.0, +1, -1 points: mean 0
+    "CA-ResNet50": [0.65, 0.66, 0.67],  # +5, +4, +6: mean +5
+    "SA-ResNet50": [0.62, 0.65, 0.64],  # +2, +3, +3
+    "CSCA-ResNet50": [0.70, 0.73, 0.71],  # +10, +11, +10
+}
+
+
+def test_multi_attention_tables_on_fake_records():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    t = ma.tables(S, fake_records(S, VALUES))
+    assert set(t) == {"table1/benchmark", "table1-csca/benchmark"}
+    t1 = t["table1/benchmark"]
+    assert list(t1.index) == list(ma.MODELS)
+    assert t1.loc["ResNet50", "mean"] == pytest.approx(61.0) and t1.loc["ResNet50", "std"] == pytest.approx(1.0)
+    assert t1.loc["ResNet50", "ours"] == "61.0 +- 1.0 (n=3)" and t1.loc["ResNet50", "paper"] == 76.4
+    assert t1.loc["CA-ResNet50", "diff"] == pytest.approx(5.0)  # paired differences 5, 4, 6
+    assert t1.loc["CA-ResNet50", "ci_low"] == pytest.approx(5.0 - 4.303 / 3 ** 0.5, abs=1e-3)  # t(0.975, 2) sd 1
+    assert t1.loc["CA-ResNet50", "paper_diff"] == pytest.approx(79.1 - 76.4)
+    assert t1.loc["CA-ResNet50", "verdict"] == "reproduced"
+    assert t1.loc["FCN-ResNet50", "diff"] == pytest.approx(0.0, abs=1e-9)
+    assert t1.loc["FCN-ResNet50", "verdict"] == "no significant difference"
+    assert t1.loc["CSCA-ResNet50", "diff"] == pytest.approx(31 / 3)
+    csca = t["table1-csca/benchmark"]
+    assert list(csca.index) == ["CSCA-ResNet50", "FCN-ResNet50", "CA-ResNet50", "SA-ResNet50"]
+    assert csca.loc["CA-ResNet50", "diff"] == pytest.approx(-(71.33333 - 66.0), abs=1e-3)
+    shown = ma.view(t1, "ResNet50")
+    assert shown.loc["CA-ResNet50", "diff vs ResNet50 [95 % CI]"].startswith("+5.0 [")
+    assert list(shown.columns)[-1] == "failed seeds"
+
+
+def test_multi_attention_conclusions_are_computed():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    records = fake_records(S, VALUES)
+    c = {x.key: x for x in ma.conclusions(S, records)}
+    assert c["table1/benchmark/CA-ResNet50"].verdict == "reproduced"
+    assert c["table1/benchmark/CA-ResNet50"].text.startswith("CA-ResNet50 vs ResNet50: +5.0 points")
+    assert c["claim/benchmark/CA-ResNet50-beats-ResNet50"].text.endswith(": reproduced")
+    assert c["claim/benchmark/CSCA-ResNet50-best"].verdict == "reproduced"
+    assert c["claim/cub/CSCA-ResNet50-gain"].verdict == "not testable"
+    assert "run the paper profile on a GPU" in c["claim/cub/CSCA-ResNet50-gain"].text
+    assert "ResNet50" not in {k.rsplit("/", 1)[1] for k in c if k.startswith("table1/")}  # no baseline line
+    # a record's value changes -> the conclusions change: CA now below the baseline on every seed
+    for seed, v in enumerate([0.55, 0.56, 0.57]):  # -5, -6, -4 points
+        records[base.run_name(base.BENCHMARK, "CA-ResNet50", seed)] = rec(v)
+    c2 = {x.key: x for x in ma.conclusions(S, records)}
+    assert c2["table1/benchmark/CA-ResNet50"].verdict == "contradicted"
+    assert c2["table1/benchmark/CA-ResNet50"].text != c["table1/benchmark/CA-ResNet50"].text
+    assert c2["claim/benchmark/CSCA-ResNet50-best"].verdict == "reproduced"
+    # a failed seed is reported, and one seed only is not testable
+    records[base.run_name(base.BENCHMARK, "SA-ResNet50", 0)] = {**rec(0.1), "status": "failed"}
+    S1 = profiles.settings(ma.NOTEBOOK, "smoke")
+    c1 = {x.key: x for x in ma.conclusions(S1, fake_records(S1, VALUES))}
+    assert c1["claim/benchmark/CA-ResNet50-beats-ResNet50"].verdict == "not testable"
+    assert "n < 2 paired seeds" in c1["table1/benchmark/CA-ResNet50"].text
+    assert "1 of 3 failed" in ma.tables(S, records)["table1/benchmark"].loc["SA-ResNet50", "failed"]
+
+
+def test_multi_attention_surface():
+    assert base.check_surface(ma) == []
 
 
 def test_multi_attention_heatmap_helpers():

@@ -92,8 +92,8 @@ def _set(path, value):
          "params/04_gholm_net.yaml [default]: mu_eval[1] = 'x' is not a float"),
         ("03_mixed_attention.yaml", _set("small_sample.images", 3),
          "params/03_mixed_attention.yaml [default]: small_sample.images is not a benchmark knob"),
-        ("02_multi_attention.yaml", _set("seed_runs", {"ResNet50": 1}),
-         "params/02_multi_attention.yaml [default]: seed_runs.ResNet50 = 1 is not a list of int"),
+        ("02_multi_attention.yaml", _set("seeds", [0, "1"]),
+         "params/02_multi_attention.yaml [default]: seeds[1] = '1' is not an int (drop the quotes)"),
     ],
 )
 def test_a_bad_settings_file_names_file_profile_key_and_type(params, name, edit, message):
