@@ -39,7 +39,7 @@ def test_folder_override_reaches_every_run(mod, profile, tmp_path):
 def test_csv_override_names_its_table(tmp_path):
     table = tmp_path / "labels.csv"
     S = profiles.settings(scra.NOTEBOOK, "smoke", dataset="csv", data_root=str(tmp_path), data_file=str(table))
-    for spec in scra.specs(S).values():
+    for spec in scra.grid(S).values():
         assert spec.dataset == "csv" and spec.data_kw == {"root": str(tmp_path), "file": str(table)}
 
 

@@ -85,7 +85,8 @@ def test_paper_profiles_train_on_the_full_training_split(notebook, module):
 
     ex = importlib.import_module(f"fgic.experiments.{module}")
     for profile in profiles.PROFILES:
-        grid = ex.specs(profiles.settings(notebook, profile))
+        S = profiles.settings(notebook, profile)
+        grid = ex.grid(S)
         for name, s in grid.items():
             vf = s.data_kw.get("val_fraction", 0.1)
             if profile == "paper" and s.dataset != "synthetic":

@@ -1,9 +1,21 @@
-"""Experiment grid of notebook 05: "Fine-Grained Image Classification with ConvNeXt and SCR-Attention"
+"""Experiment module of notebook 05: "Fine-Grained Image Classification with ConvNeXt and SCR-Attention"
 (Thushara, Ismithdeen, Abi), Table 1: a ConvNeXt-V2 baseline, then augmentation, L2-SP, dropout and the
 SCRA block added one after another, on CUB-200-2011, CUB + FGVC-Aircraft and FoodX-251.
 
-``specs(S)`` builds one ``RunSpec`` per (data set, Table 1 row, seed) from the typed settings ``S``
-(``fgic.settings.SCRA``) of ``fgic.profiles.settings("05_convnextv2_scra", profile)``:
+The surface every experiment module has (``fgic.experiments.base``):
+
+- ``grid(S)``: one ``RunSpec`` per (data set column, Table 1 row, seed), keyed ``base.run_name(column, row,
+  seed)``, e.g. ``"benchmark:aug_drop_scra:s1"``; rows are the ``ROWS`` keys, seeds ``S.seeds``.
+- ``paper_numbers()``: Table 1's top-1 (%) per data set, from ``scra_numbers.yaml``.
+- ``tables(S, records)``: per data set column ``c`` of ``S.datasets``, ``"table1/<c>"`` (every row against
+  the baseline, as Table 1 prints its "(+x)" deltas) and ``"steps/<c>"`` (every row against the row it
+  changes one thing in, ``STEPS``: the effect of each change on its own), both ``fgic.evidence.compare``
+  tables (paired t over seeds). Beside the benchmark column stands the paper's CUB + FGVC-Aircraft column
+  (``PAPER_DATASET``: the abstract's data set, the only one with a number in every row).
+- ``conclusions(S, records)``: one sentence per compared row of each table, then one line per claim of the
+  paper's abstract and results (``CLAIMS``), and the FLOPs budget measured on ConvNeXt-V2 Large.
+
+What the grid trains, per profile (``params/05_convnextv2_scra.yaml``):
 
 - smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), a narrow
   and shallow ConvNeXt-V2 atto (``S.model_kw``) trained from scratch with ``S.train``.
@@ -24,31 +36,35 @@ test top-1 after the last epoch, as the paper (which names no validation set). T
 class-balanced, seeded test subset (``fgic.data.subsets.balanced_sample``).
 
 Cost: ``measure(spec, num_classes, image_size, device)`` builds a spec's model (on the ``meta`` device for
-ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.cost.complexity``. Published numbers:
-``load_numbers()`` reads ``scra_numbers.yaml``.
+ConvNeXt-V2 Large: no memory, no weights) and returns ``fgic.cost.complexity``; ``large_cost(size)`` is the
+Large baseline's and the Large + SCRA model's count (cached: ~15 s on a CPU). ``load_numbers()`` reads
+``scra_numbers.yaml`` (Table 1 with its cost columns, the data sets, the recipe).
 
 Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
-benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label
+``benchmark``.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pandas as pd
 import yaml
 
-from fgic import profiles
+from fgic import evidence, profiles
+from fgic.experiments import base
+from fgic.experiments.base import Conclusion
 from fgic.runs import RunSpec
 from fgic.settings import SCRA
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 NOTEBOOK = "05_convnextv2_scra"
-BENCHMARK = "benchmark"  # the embedded benchmark's column: its own, never one of the paper's data sets
+BENCHMARK = base.BENCHMARK  # the embedded benchmark's column (or your data in its place)
 DATASETS = {"cub": "CUB Birds", "cub_aircraft": "CUB + FGVC Aircraft", "foodx251": "FoodX-251"}
+PAPER_DATASET = "cub_aircraft"  # the paper's column beside the benchmark: every row printed, the abstract's set
+BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -72,16 +88,30 @@ ROWS = {
     "aug_drop_scra": Row("Baseline + Augmentation + Dropout + SCRA", "+aug+drop+SCRA", True, False, True, True),
 }
 
+# Table 1, one change at a time: row -> (the row it changes one thing in, what changes)
+STEPS = {
+    "aug": ("baseline", "augmentation"),
+    "aug_l2sp": ("aug", "L2-SP"),
+    "aug_l2sp_drop": ("aug_l2sp", "dropout"),
+    "aug_l2sp_drop_scra": ("aug_l2sp_drop", "SCRA"),
+    "aug_drop_scra": ("aug_l2sp_drop_scra", "L2-SP removed"),
+}
+
 
 def load_numbers() -> dict:
-    """The paper's published numbers (``scra_numbers.yaml``)."""
+    """The paper's published numbers and recipe (``scra_numbers.yaml``)."""
     return yaml.safe_load(Path(__file__).with_name("scra_numbers.yaml").read_text())
+
+
+def paper_numbers() -> pd.DataFrame:
+    """Table 1's top-1 (%), long format: ``table1``, data set (a ``DATASETS`` key), row (a ``ROWS`` key),
+    ``top1``, value; the paper's "-" cells are absent."""
+    rows = load_numbers()["table1"]["rows"]
+    return base.paper_frame(("table1", d, row, "top1", v) for row, r in rows.items() for d, v in r["top1"].items())
 
 
 def table1() -> pd.DataFrame:
     """Table 1 as printed: one row per ``ROWS`` key; top-1 (%) per data set, GFLOPs, parameters (M)."""
-    import pandas as pd
-
     t = load_numbers()["table1"]
     out = {}
     for key, row in t["rows"].items():
@@ -89,18 +119,19 @@ def table1() -> pd.DataFrame:
     return pd.DataFrame(out).T.loc[list(ROWS)]
 
 
-def run_name(dataset: str, row: str, seed: int) -> str:
-    """Key of one run in ``specs``: ``"<data set>:<row>:s<seed>"``, e.g. ``"benchmark:aug_drop_scra:s0"``."""
-    return f"{dataset}:{row}:s{seed}"
-
-
 def printed(dataset: str, row: str) -> bool:
     """Whether Table 1 prints a number for ``row`` on ``dataset`` (``"-"`` cells are False)."""
     return load_numbers()["table1"]["rows"][row]["top1"].get(dataset) is not None
 
 
+def rows(S: SCRA) -> list[str]:
+    """The Table 1 rows of the profile (``S.rows``, all of ``ROWS`` when unset), in Table 1's order."""
+    return [r for r in ROWS if r in (S.rows or ROWS)]
+
+
 def row_spec(S: SCRA, dataset: str, row: str, seed: int | None = None) -> RunSpec:
-    """The ``RunSpec`` of one Table 1 ``row`` on ``dataset`` (a ``DATASETS`` key or ``BENCHMARK``)."""
+    """The ``RunSpec`` of one Table 1 ``row`` on ``dataset`` (a ``DATASETS`` key or ``BENCHMARK``);
+    ``seed`` None keeps ``S.train``'s (the cost section builds models only)."""
     r = ROWS[row]
     if dataset == BENCHMARK and S.data:  # the benchmark column on your data
         data, data_kw, size = profiles.data_source(S)
@@ -130,18 +161,142 @@ def row_spec(S: SCRA, dataset: str, row: str, seed: int | None = None) -> RunSpe
     )
 
 
-def specs(S: SCRA) -> dict[str, RunSpec]:
-    """Every run of the profile: ``{run_name(data set, row, seed): RunSpec}`` over data sets
-    ``S.datasets``, rows ``S.rows`` (all of ``ROWS`` by default) and seeds ``S.seeds``.
-    On a real data set only the cells Table 1 prints are run when ``S.only_printed``."""
-    rows = S.rows or list(ROWS)
+def grid(S: SCRA) -> dict[str, RunSpec]:
+    """Every run of the profile: ``{base.run_name(data set, row, seed): RunSpec}`` over the columns
+    ``S.datasets``, the rows ``rows(S)`` and the seeds ``S.seeds``. On a real data set only the cells Table 1
+    prints are run when ``S.only_printed``."""
     out = {}
     for d in S.datasets:
-        for row in rows:
+        for row in rows(S):
             if d != BENCHMARK and S.only_printed and not printed(d, row):
                 continue
-            for seed in S.seeds or [S.train.get("seed", 0)]:
-                out[run_name(d, row, seed)] = row_spec(S, d, row, seed)
+            for seed in S.seeds:
+                out[base.run_name(d, row, seed)] = row_spec(S, d, row, seed)
+    return out
+
+
+def paper_dataset(dataset: str) -> str:
+    """The paper's column whose numbers stand beside ``dataset``'s: itself, or ``PAPER_DATASET`` for the
+    benchmark (or your data in its place)."""
+    return dataset if dataset in DATASETS else PAPER_DATASET
+
+
+def table_rows(S: SCRA, dataset: str) -> list[str]:
+    """The rows of ``dataset``'s tables: the profile's rows the grid trains on that column."""
+    return [r for r in rows(S) if dataset == BENCHMARK or not S.only_printed or printed(dataset, r)]
+
+
+def tables(S: SCRA, records: dict) -> dict[str, pd.DataFrame]:
+    """``{"table1/<column>": ..., "steps/<column>": ...}`` for every column of ``S.datasets``:
+    ``fgic.evidence.compare`` tables of test top-1 over ``S.seeds`` (paired t) with the paper's number on
+    ``paper_dataset(column)`` beside ours.
+
+    ``table1``: every row against the baseline. ``steps``: every row against the row it changes one thing in
+    (``STEPS``), each pair a two-row ``compare`` (its ``vs`` column names the reference row, ``change`` the
+    change); ``paper_diff`` is the paper's own step."""
+    numbers, out = paper_numbers(), {}
+    for d in S.datasets:
+        paper = base.paper_column(numbers, "table1", paper_dataset(d))
+        have = table_rows(S, d)
+        cells = base.cells(records, d, have, S.seeds)
+        if BASELINE in have:
+            out[f"table1/{d}"] = evidence.compare(cells, BASELINE, paper)
+        steps = []
+        for row, (ref, change) in STEPS.items():
+            if row in have and ref in have:
+                t = evidence.compare({ref: cells[ref], row: cells[row]}, ref, paper).loc[[row]]
+                steps.append(t.assign(vs=ref, change=change))
+        if steps:
+            out[f"steps/{d}"] = pd.concat(steps)
+    return out
+
+
+def step_conclusions(name: str, table: pd.DataFrame) -> list[Conclusion]:
+    """One ``Conclusion`` per row of a ``steps`` table, each against its own reference row (``vs``); a step from the
+    baseline is left out (the same comparison is ``table1``'s line)."""
+    return [Conclusion(f"{name}/{row}", evidence.sentence(str(row), dict(r), r["vs"]), str(r["verdict"]))
+            for row, r in table.iterrows() if r["vs"] != BASELINE]
+
+
+@functools.lru_cache(maxsize=4)
+def large_cost(image_size: int = 224, num_classes: int = 200) -> dict[str, dict]:
+    """``fgic.cost.complexity`` of ConvNeXt-V2 Large without (``"baseline"``) and with SCRA (``"scra"``) on one
+    ``image_size`` image, with a ``num_classes`` head, counted on the ``meta`` device (shapes only, no weights;
+    ~15 s on a CPU, cached). Each dict also holds ``num_features``, the width D of the classifier's input: another
+    head of K classes changes the parameters by (K - num_classes) (D + 1) and the FLOPs by 2 (K - num_classes) D."""
+    import torch
+
+    from fgic.cost import complexity
+    from fgic.models import create_model
+
+    out = {}
+    for key, name in (("baseline", "convnextv2_large"), ("scra", "convnextv2_large_scra")):
+        with torch.device("meta"):
+            model = create_model(name, num_classes=num_classes)
+        out[key] = {**complexity(model, (3, image_size, image_size)), "num_features": model.num_features,
+                    "num_classes": num_classes}
+    return out
+
+
+# claim key -> (the claim as the paper makes it, its direction: +1 raises accuracy, -1 lowers it, table, row)
+CLAIMS = {
+    "augdropscra-beats-baseline": ("Augmentation + dropout + SCRA improve on the baseline (abstract and Table 1: "
+                                   "89.48 -> 89.99 % on CUB + FGVC-Aircraft, +0.91 CUB, +0.82 FoodX)",
+                                   +1, "table1", "aug_drop_scra"),
+    "augmentation-helps": ("Data augmentation raises accuracy (section 4; Table 1: -0.02 CUB, +0.34 CUB + "
+                           "Aircraft)", +1, "steps", "aug"),
+    "l2sp-hurts": ("L2-SP lowers accuracy, since it holds the network near its pretrained features (section 4; "
+                   "Table 1: -0.05 CUB, -0.04 CUB + Aircraft)", -1, "steps", "aug_l2sp"),
+    "dropout-helps": ("Dropout raises accuracy (section 4; Table 1: +0.18 CUB, -0.14 CUB + Aircraft)",
+                      +1, "steps", "aug_l2sp_drop"),
+    "scra-helps": ("Adding SCRA raises accuracy (section 4; Table 1, the one row pair that isolates it: "
+                   "+0.32 CUB + Aircraft)", +1, "steps", "aug_l2sp_drop_scra"),
+}
+
+
+def claim_verdict(table: pd.DataFrame, row: str, direction: int) -> str:
+    """The verdict of a claim that ``row`` changes accuracy in ``direction`` (+1 / -1): "reproduced" when our
+    difference is significant in that direction, "contradicted" when significant against it, else the table's
+    own word ("no significant difference", "n < 2 paired seeds (..)", "")."""
+    r = table.loc[row]
+    if str(r["verdict"]) in ("reproduced", "contradicted", "B better", "B worse"):  # significant (fgic.stats)
+        return "reproduced" if (r["diff"] > 0) == (direction > 0) else "contradicted"
+    return str(r["verdict"])
+
+
+def _claim(key: str, text: str, direction: int, table: pd.DataFrame | None, row: str,
+           not_testable: str | None = None) -> Conclusion:
+    if not_testable or table is None or row not in table.index:
+        return Conclusion(key, evidence.claim(text, table, row, not_testable=not_testable), "not testable")
+    word = claim_verdict(table, row, direction)
+    line = evidence.claim(text, table.loc[[row]].assign(verdict=word), row)
+    return Conclusion(key, line, "not testable" if word.startswith("n < 2") else word)
+
+
+def conclusions(S: SCRA, records: dict) -> list[Conclusion]:
+    """Every table's row sentences, then one line per claim of the paper (``CLAIMS``) on each column of
+    ``S.datasets``, then the FLOPs budget of the abstract measured on ConvNeXt-V2 Large (``large_cost``)."""
+    tabs, out = tables(S, records), []
+    for name, t in tabs.items():
+        out += base.table_conclusions(name, t, BASELINE) if name.startswith("table1/") else step_conclusions(name, t)
+    for d in S.datasets:
+        where = f"ours, {d}" if d in DATASETS else f"ours, {'your data' if S.data else 'the embedded benchmark'}"
+        for key, (text, direction, table, row) in CLAIMS.items():
+            why = None
+            if key == "l2sp-hurts" and not S.pretrained:
+                why = ("L2-SP pulls towards pretrained weights; trained from scratch its anchor is the random "
+                       "initialisation: run the paper profile with the ImageNet-22k weights on a GPU")
+            out.append(_claim(f"claim/{d}/{key}", f"{text}; {where}", direction, tabs.get(f"{table}/{d}"), row, why))
+    cost = large_cost(S.large_size)
+    flops = {k: c["flops"] for k, c in cost.items()}
+    extra = flops["scra"] / flops["baseline"] - 1
+    budget = load_numbers()["abstract"]["flops_budget"]
+    word = "reproduced" if extra <= budget else "contradicted"
+    out.append(Conclusion(
+        "claim/flops-budget",
+        f"SCRA stays within the {100 * budget:.0f} % FLOPs budget over the baseline (abstract; Table 1: +0.11 %): "
+        f"{word} (measured on ConvNeXt-V2 Large at {S.large_size} px: {flops['baseline'] / 1e9:.2f} -> "
+        f"{flops['scra'] / 1e9:.2f} GFLOPs, {100 * extra:+.2f} %)", word))
     return out
 
 
@@ -159,36 +314,6 @@ def measure(spec: RunSpec, num_classes: int, image_size: int, device: str = "cpu
     with torch.device(device):
         model = create_model(spec.model, num_classes=num_classes, **spec.model_kw)
     return complexity(model, (3, image_size, image_size))
-
-
-def table1_rows(records: dict, S: SCRA) -> list[dict]:
-    """Rows for ``fgic.viz.paper_vs_ours``: one per (Table 1 row, data set column, seed).
-
-    ``records``: ``{run_name: Record}`` of the runs trained here. The paper's three columns get the
-    paper's number and our run where one exists (else ``NOT_RUN``); the benchmark column has no paper
-    number. Extra columns: ``row`` (the ``ROWS`` key), ``dataset``, ``seed``.
-    """
-    t = load_numbers()["table1"]["rows"]
-    seeds = S.seeds or [S.train.get("seed", 0)]
-    out = []
-    for row in S.rows or list(ROWS):
-        for d in [*DATASETS, BENCHMARK]:
-            if d == BENCHMARK and BENCHMARK not in S.datasets:
-                continue
-            paper = None if d == BENCHMARK else t[row]["top1"][d]
-            for seed in seeds:
-                rec = records.get(run_name(d, row, seed))
-                out.append(
-                    {
-                        "setting": ROWS[row].label,
-                        "paper": paper,
-                        "run": rec,
-                        "row": row,
-                        "dataset": DATASETS.get(d, "embedded benchmark"),
-                        "seed": seed,
-                    }
-                )
-    return out
 
 
 # ----------------------------------------------------------------------------- heatmaps
