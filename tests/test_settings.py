@@ -145,3 +145,16 @@ def test_session_sets_a_notebook_up(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"fgic {fgic.__version__} | torch ")
     assert "| profile smoke | threads " in lines[0] and lines[0].endswith("overrides epochs=2, max_steps=5")
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS))
+def test_profile_train_defaults_pin_one_thread_per_run(notebook):
+    """profiles.yaml's train_defaults (threads: 1) reach every training config of the default and smoke
+    profiles, a notebook's own keys and overrides win, and the paper profile (GPU) pins nothing."""
+    for profile in ("smoke", "default"):
+        S = profiles.settings(notebook, profile, overrides={})
+        assert S.train_configs() and all(t["threads"] == 1 for t in S.train_configs().values())
+    S = profiles.settings(notebook, "default", overrides="threads=2")
+    assert all(t["threads"] == 2 for t in S.train_configs().values())
+    S = profiles.settings(notebook, "paper", overrides={})
+    assert all("threads" not in t for t in S.train_configs().values())
