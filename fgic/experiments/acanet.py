@@ -184,7 +184,8 @@ def _caption(S: ACANet, table: str, column: str, what: str) -> str:
     else:
         ours = _dataset_name(column)
     seeds = _seeds(S, table)
-    return (f"**{table.capitalize()}, {what}.** Top-1 test accuracy (%). *paper*: the paper's number on {ref}; "
+    return (f"**Table {table.removeprefix('table')}, {what}.** Top-1 test accuracy (%). *paper*: the paper's number "
+            f"on {ref}; "
             f"*ours*: {ours}, mean +- std over {len(seeds)} seed(s) {seeds}. *diff*: the row minus its baseline "
             f"(*vs*), paired over seeds, with its 95 % CI and the paired t-test's p; *verdict*: against the paper's "
             f"own difference where it gives both numbers. Failed seeds are listed, never averaged.")
@@ -244,6 +245,33 @@ def view(table: pd.DataFrame) -> pd.DataFrame:
     }, index=table.index)
     out.index.name = None
     return out
+
+
+def plot_seed_curves(cells: dict, ax, metric: str = "test_acc", title: str | None = None):
+    """Figs. 8-9 with seeds: per row of ``cells`` (``{row: {seed: record}}``) the mean over its healthy seeds of
+    ``history[*][metric]`` per epoch, with a band of one standard deviation; failed seeds are left out and
+    counted in the legend. Returns ``ax``."""
+    import numpy as np
+
+    for i, (row, cell) in enumerate(cells.items()):
+        ok, failed = evidence.healthy(cell)
+        hists = [[h for h in cell[s]["history"] if h.get(metric) is not None] for s in ok]
+        n = min((len(h) for h in hists), default=0)
+        note = f" ({len(failed)} failed seed(s) left out)" if failed else ""
+        if not n:
+            ax.plot([], [], color=f"C{i}", label=f"{row}: no healthy seed{note}")
+            continue
+        curves = np.array([[h[metric] for h in hist[:n]] for hist in hists])  # (seeds, evaluations)
+        epochs = [h["epoch"] for h in hists[0][:n]]
+        mean, std = curves.mean(0), curves.std(0)
+        ax.plot(epochs, mean, marker="o", ms=3, color=f"C{i}", label=f"{row}, {len(hists)} seed(s){note}")
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
 
 
 # ------------------------------------------------------------------------------------------- conclusions
