@@ -252,6 +252,7 @@ def plot_seed_curves(cells: dict, ax, metric: str = "test_acc", title: str | Non
     ``history[*][metric]`` per epoch, with a band of one standard deviation; failed seeds are left out and
     counted in the legend. Returns ``ax``."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     for i, (row, cell) in enumerate(cells.items()):
         ok, failed = evidence.healthy(cell)
@@ -267,6 +268,7 @@ def plot_seed_curves(cells: dict, ax, metric: str = "test_acc", title: str | Non
         ax.plot(epochs, mean, marker="o", ms=3, color=f"C{i}", label=f"{row}, {len(hists)} seed(s){note}")
         ax.fill_between(epochs, mean - std, mean + std, color=f"C{i}", alpha=0.2)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
