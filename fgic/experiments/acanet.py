@@ -267,8 +267,11 @@ def plot_seed_curves(cells: dict, ax, metric: str = "test_acc", title: str | Non
         mean, std = curves.mean(0), curves.std(0)
         ax.plot(epochs, mean, marker="o", ms=3, color=f"C{i}", label=f"{row}, {len(hists)} seed(s){note}")
         ax.fill_between(epochs, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+        if len(epochs) <= 12:  # a short CPU schedule: one tick per evaluated epoch
+            ax.set_xticks(epochs)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(ax.get_xticks()) > 12:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
