@@ -157,6 +157,9 @@ JS_MERMAID = """() => {
   const w = window.jupyterapp.shell.currentWidget;
   const sources = w.content.widgets.filter(c => c.model.type === 'markdown').map(c => c.model.sharedModel.source);
   const wanted = sources.map(s => (s.match(/```mermaid/g) || []).length).reduce((a, b) => a + b, 0);
-  return {diagrams: wanted, rendered: panel.querySelectorAll('.jp-RenderedMermaid svg').length};
+  // JupyterLab 4.6 draws a diagram as an <img> (an <svg> in older versions); a broken one gets jp-mod-warning
+  const ok = panel.querySelectorAll(
+    '.jp-RenderedMermaid:not(.jp-mod-warning) img, .jp-RenderedMermaid:not(.jp-mod-warning) svg');
+  return {diagrams: wanted, rendered: ok.length};
 }"""
 JS_TEXT = "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').innerText"

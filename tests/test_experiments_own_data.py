@@ -8,11 +8,6 @@ from fgic.experiments import acanet, gholm, mixed_attention, multi_attention, sc
 MODULES = [acanet, multi_attention, mixed_attention, gholm, scra]
 
 
-def grid(mod, S) -> dict:
-    """``mod``'s grid: ``grid(S)`` (the base surface), else the older ``specs(S)`` of a module not moved yet."""
-    return mod.grid(S) if hasattr(mod, "grid") else mod.specs(S)
-
-
 def bench_specs(mod, S: dict) -> dict:
     """The runs of ``mod``'s grid in the benchmark column (in smoke / default: every run)."""
     out = mod.grid(S)
