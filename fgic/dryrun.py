@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from fgic.runs import RunSpec
 
-# notebook -> the fgic.experiments module whose ``specs(S)`` is its grid (00 builds its one spec inline)
+# notebook -> the fgic.experiments module whose ``grid(S)`` is its grid (00 builds its one spec inline)
 EXPERIMENTS = {
     "01_acanet": "acanet",
     "02_multi_attention": "multi_attention",
@@ -77,7 +77,8 @@ def grid(notebook: str, overrides=None) -> dict[str, RunSpec]:
         return {"resnet18-ce": spec}
     if notebook not in EXPERIMENTS:
         raise KeyError(f"no paper grid for notebook {notebook!r}; available: {list(NOTEBOOKS)}")
-    return importlib.import_module(f"fgic.experiments.{EXPERIMENTS[notebook]}").specs(S)
+    module = importlib.import_module(f"fgic.experiments.{EXPERIMENTS[notebook]}")
+    return module.grid(S) if hasattr(module, "grid") else module.specs(S)  # grid: base.SURFACE (specs: older)
 
 
 def _shrink_kw(model: str) -> dict:

@@ -110,7 +110,8 @@ def _default_run_ids() -> dict[str, str]:
     ids = {}
     for notebook, module in EXPERIMENTS.items():
         S = profiles.settings(notebook, "default", overrides={})
-        for name, spec in importlib.import_module(f"fgic.experiments.{module}").specs(S).items():
+        mod = importlib.import_module(f"fgic.experiments.{module}")
+        for name, spec in (mod.grid(S) if hasattr(mod, "grid") else mod.specs(S)).items():  # grid: base.SURFACE
             ids[spec.run_id] = f"{notebook}:{name}"
     S = profiles.settings("00_benchmark_tour", "default", overrides={})
     data, data_kw, size = profiles.data_source(S)  # as notebook 00's training cell builds its run
