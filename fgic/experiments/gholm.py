@@ -42,6 +42,7 @@ object-scale grid, a knob of the generator, is then empty.
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -463,11 +464,21 @@ def conclusions(S: GHOLM, records: dict) -> list[Conclusion]:
     return out + claims(S, T)
 
 
-def test_set(spec_: RunSpec):
-    """The test split of ``spec_`` with its evaluation transform."""
-    from fgic.runs import build_data
+_TEST_SETS: dict[str, object] = {}
 
-    return build_data(spec_)[2]
+
+def test_set(spec_: RunSpec):
+    """The test split of ``spec_`` with its evaluation transform, as ``fgic.runs.build_data`` builds it (data seed 0:
+    the same for every training seed), built once per data set and transform (the test-time evaluations and crop
+    scores ask for it once per trained seed)."""
+    from fgic.data import build_dataset
+    from fgic.data.transforms import build_transform
+
+    key = json.dumps([spec_.dataset, spec_.data_kw, spec_.transform, spec_.transform_kw], sort_keys=True, default=str)
+    if key not in _TEST_SETS:
+        ev = build_transform(spec_.transform, train=False, **spec_.transform_kw)
+        _TEST_SETS[key] = build_dataset(spec_.dataset, split="test", transform=ev, **{"seed": 0, **spec_.data_kw})
+    return _TEST_SETS[key]
 
 
 @contextmanager
