@@ -12,6 +12,7 @@ REGISTRIES = {
     "losses": ("fgic.losses.registry", "LOSSES"),
     "datasets": ("fgic.data.registry", "DATASETS"),
     "transforms": ("fgic.data.transforms", "PRESETS"),
+    "attentions": ("fgic.nn.registry", "ATTENTIONS"),
 }
 LISTS = (*REGISTRIES, "benchmarks", "notebooks")
 
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         from fgic.data.transforms import list_presets
         from fgic.losses import list_losses
         from fgic.models import list_models
+        from fgic.nn.registry import list_attentions
         from fgic.notebooks import find_notebooks
 
         lists = {
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "losses": lambda: list_losses(args.pattern),
             "datasets": lambda: list_datasets(args.pattern),
             "transforms": lambda: list_presets(args.pattern),
+            "attentions": lambda: list_attentions(args.pattern),
             "benchmarks": lambda: [n for n in list_benchmarks() if args.pattern in n],
             "notebooks": lambda: [p.stem for p in find_notebooks() if args.pattern in p.stem],
         }

@@ -36,15 +36,16 @@ from dataclasses import dataclass, field
 
 from fgic.runs import RunSpec
 
-# notebook -> the fgic.experiments module whose ``grid(S)`` is its grid (00 builds its one spec inline)
+# notebook -> the fgic.experiments module whose ``grid(S)`` is its grid
 EXPERIMENTS = {
+    "00_benchmark_tour": "benchmark_tour",
     "01_acanet": "acanet",
     "02_multi_attention": "multi_attention",
     "03_mixed_attention": "mixed_attention",
     "04_gholm_net": "gholm",
     "05_convnextv2_scra": "scra",
 }
-NOTEBOOKS = ("00_benchmark_tour", *EXPERIMENTS)
+NOTEBOOKS = tuple(EXPERIMENTS)
 
 # model-name prefix -> model_kw of a narrow version (the first matching prefix wins)
 SHRINK = {
@@ -64,21 +65,9 @@ def grid(notebook: str, overrides=None) -> dict[str, RunSpec]:
     from fgic import profiles
 
     S = profiles.settings(notebook, "paper", overrides=overrides or {})
-    if notebook == "00_benchmark_tour":  # the notebook's one run, as its training cell builds it
-        size = S.benchmark.image_size
-        spec = RunSpec(
-            model="resnet18",
-            model_kw=S.model_kw,
-            data_kw=S.benchmark.kw(),
-            transform="plain",
-            transform_kw={"image_size": size},
-            train=S.train,
-        )
-        return {"resnet18-ce": spec}
     if notebook not in EXPERIMENTS:
         raise KeyError(f"no paper grid for notebook {notebook!r}; available: {list(NOTEBOOKS)}")
-    module = importlib.import_module(f"fgic.experiments.{EXPERIMENTS[notebook]}")
-    return module.grid(S) if hasattr(module, "grid") else module.specs(S)  # grid: base.SURFACE (specs: older)
+    return importlib.import_module(f"fgic.experiments.{EXPERIMENTS[notebook]}").grid(S)
 
 
 def _shrink_kw(model: str) -> dict:

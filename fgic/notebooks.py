@@ -4,6 +4,11 @@ Each notebook runs in its own folder as working directory with ``PROFILE`` injec
 the Agg backend; the executed copy goes to ``notebooks/_out/<name>.<profile>.ipynb`` (not committed),
 the figures to ``figures/`` (default profile) or ``figures/<profile>/`` (smoke, paper; not committed).
 A failing notebook does not stop the others; the summary says which failed and the command exits non-zero.
+
+**Published results**: a default-profile run without overrides also writes each executed notebook that
+passed to ``results/<name>.ipynb`` (committed: what a reader who runs nothing sees, with every table,
+figure and conclusion, on GitHub or in JupyterLab; run-time metadata and widget state dropped).
+``publish`` warns when a copy exceeds ``MAX_PUBLISHED_MB``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,33 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fgic.paths import project_root
+
+MAX_PUBLISHED_MB = 2.0
+
+
+def results_dir() -> Path:
+    return notebooks_dir().parent / "results"
+
+
+def publish(executed: Path, name: str) -> list[Path]:
+    """Copy an executed notebook to ``results/<name>.ipynb`` without its run-time metadata."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for key in ("papermill", "widgets"):  # run-time noise (paths, durations), not results
+        nb.metadata.pop(key, None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    out = results_dir()
+    out.mkdir(exist_ok=True)
+    paths = [out / f"{name}.ipynb"]
+    nbformat.write(nb, paths[0])
+    for p in paths:
+        mb = p.stat().st_size / 2**20
+        if mb > MAX_PUBLISHED_MB:
+            print(f"  warning: {p.name} is {mb:.1f} MB (> {MAX_PUBLISHED_MB} MB)", file=sys.stderr)
+    return paths
 
 
 def notebooks_dir() -> Path:
@@ -93,6 +125,8 @@ def run_notebooks(
                 last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
                 res.update(ok=False, error=f"{type(e).__name__}: {last_line}")
             res["seconds"] = round(time.perf_counter() - t0, 1)
+            if res["ok"] and profile == "default" and not overrides:
+                res["published"] = [str(p) for p in publish(out, nb.stem)]
             status = "ok  " if res["ok"] else "FAIL"
             tqdm.write(f"  {status} {nb.stem}  ({res['seconds']} s)  {res['error']}".rstrip(), file=sys.stdout)
             results.append(res)

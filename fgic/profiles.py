@@ -114,6 +114,10 @@ def settings(
     out = dict(sources[0][1])
     for k, v in sources[1][1].items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    train_defaults = out.pop("train_defaults", None) or {}  # profiles.yaml: TrainConfig fields of every run
+    for k, v in list(out.items()):
+        if is_train_key(k) and isinstance(v, dict):
+            out[k] = {**train_defaults, **v}
     over = parse_overrides(os.environ.get("FGIC_SET", "") if overrides is None else overrides)
     dataset = over.pop("dataset", None) or dataset
     data_root = over.pop("data_root", None) or data_root

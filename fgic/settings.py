@@ -182,6 +182,7 @@ class BenchmarkTour(Settings):
     model_kw: dict[str, Any] = field(default_factory=dict)  # ResNet18 options (width: first stage's channels)
     train: dict[str, Any]  # TrainConfig fields of the baseline run
     n_heatmaps: int  # test images scored with Grad-CAM
+    seeds: list[int]  # training seeds of the baseline (one run each; tables pair and summarise over them)
 
 
 # --------------------------------------------------------------------------------------------- 01
@@ -252,12 +253,12 @@ class MultiAttention(Settings):
 
     NOTEBOOK: ClassVar[str] = "02_multi_attention"
 
-    datasets: list[str]  # Table 1 rows to run: labels of experiments.multi_attention.DATASETS or "benchmark"
-    models: list[str] | None = None  # labels of experiments.multi_attention.MODELS (None: all)
+    datasets: list[str]  # data sets to run: "benchmark" or registry names of experiments.multi_attention.DATASETS
+    models: list[str] | None = None  # Table 1 rows: labels of experiments.multi_attention.MODELS (None: all)
     model_kw: dict[str, Any] = field(default_factory=dict)  # ResNet50 trunk options of every model (layers, width)
     transform: str  # transform preset
-    train: dict[str, Any]  # TrainConfig fields of every run
-    seed_runs: dict[str, list[int]] = field(default_factory=dict)  # extra benchmark seeds: {model label: [seed]}
+    train: dict[str, Any]  # TrainConfig fields of every run (the seed comes from seeds)
+    seeds: list[int]  # training seeds of every row (the tables pair rows over them)
     pretrained: bool = False  # ImageNet weights
     n_heatmaps: int  # test images scored for localisation
     n_show: int  # test images in the heatmap grid
@@ -277,7 +278,7 @@ class MixedAttention(Settings):
     variants: list[str] | None = None  # labels of experiments.mixed_attention.VARIANTS (None: all)
     seeds: list[int]  # training seeds per cell
     small_sample: dict[str, Any] = field(default_factory=dict)  # benchmark knobs replaced here (images_per_class)
-    model_kw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backbone prefix: vgg16bn, resnet50
+    model_kw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backbone prefix: vgg16_bn, resnet50
     transform: str  # transform preset
     attention_lr: float  # learning rate of the attention modules
     backbone_lr: float  # learning rate of the rest (backbone and head)

@@ -78,8 +78,9 @@ def smoke_banner(fig) -> bool:
     """Write ``SMOKE_BANNER`` across the top of ``fig`` when the active profile is "smoke" (once); True if drawn."""
     if paths.active_profile() != "smoke" or getattr(fig, "_fgic_banner", False):
         return False
-    fig.text(0.5, 1.0, SMOKE_BANNER, ha="center", va="bottom", fontsize=8, color="white",
-             bbox=dict(facecolor="firebrick", edgecolor="none", pad=3), wrap=True)
+    first, _, rest = SMOKE_BANNER.partition(" (")  # two short lines: no wrapping (it upsets bbox_inches="tight")
+    fig.text(0.5, 1.0, f"{first}\n({rest}", ha="center", va="bottom", fontsize=7, color="white",
+             bbox=dict(facecolor="firebrick", edgecolor="none", pad=3))
     fig._fgic_banner = True
     return True
 

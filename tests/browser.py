@@ -152,4 +152,11 @@ JS_MATH = """() => {
   const wanted = prose.filter(s => /\\$[^$]+\\$/.test(s)).length;
   return {cells_with_math: wanted, rendered: panel.querySelectorAll('mjx-container').length};
 }"""
+JS_MERMAID = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const w = window.jupyterapp.shell.currentWidget;
+  const sources = w.content.widgets.filter(c => c.model.type === 'markdown').map(c => c.model.sharedModel.source);
+  const wanted = sources.map(s => (s.match(/```mermaid/g) || []).length).reduce((a, b) => a + b, 0);
+  return {diagrams: wanted, rendered: panel.querySelectorAll('.jp-RenderedMermaid svg').length};
+}"""
 JS_TEXT = "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').innerText"

@@ -22,6 +22,7 @@ from browser import (
     JS_DONE,
     JS_ERRORS,
     JS_MATH,
+    JS_MERMAID,
     JS_PNG_COUNT,
     JS_READY,
     JS_RENDERED_IMAGES,
@@ -37,6 +38,7 @@ from browser import (
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PAPER_NOTEBOOKS = ("01", "02", "03", "04", "05")  # each teaches its paper's equations (typeset by MathJax)
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 VIEWPORT = {"width": 1280, "height": 800}
 RUN_TIMEOUT_S = 600  # one notebook, smoke profile
@@ -117,8 +119,13 @@ def test_notebook_runs_in_jupyterlab(lab, browser, name):
         assert pngs > 0, f"{name}: no figure was produced"
         page.wait_for_function(f"() => ({JS_RENDERED_IMAGES})() >= {pngs}", timeout=30_000)
         math = page.evaluate(JS_MATH)
+        if name[:2] in PAPER_NOTEBOOKS:
+            assert math["cells_with_math"], f"{name}: a paper notebook without equations"
         if math["cells_with_math"]:
             assert math["rendered"] >= math["cells_with_math"], f"{name}: MathJax did not typeset: {math}"
+        diagrams = page.evaluate(JS_MERMAID)
+        assert diagrams["diagrams"], f"{name}: no block diagram (a ```mermaid block) in the notebook"
+        page.wait_for_function(f"() => ({JS_MERMAID})().rendered >= {diagrams['diagrams']}", timeout=30_000)
         if "explorer" in text.lower() and page.locator(".jupyter-widgets select").count():
             _explorer_check(page, name)
         page.evaluate(JS_SAVE)
@@ -135,7 +142,7 @@ def test_notebook_runs_in_jupyterlab(lab, browser, name):
             page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}-explorer-reopened.png"))
         reopened = page.evaluate(JS_TEXT)
         assert "Error displaying widget" not in reopened, f"{name}: a widget lost its state after reopening"
-        print(f"{name}: ran in {seconds:.0f} s, {pngs} figures, math {math}")
+        print(f"{name}: ran in {seconds:.0f} s, {pngs} figures, math {math}, diagrams {diagrams}")
     finally:
         page.close()
 

@@ -108,3 +108,18 @@ def test_runs_lists_records_and_which_match_the_data_here(tmp_path, monkeypatch,
     assert main(["runs", "--group", "g", "--mismatched"]) == 0
     out = capsys.readouterr().out
     assert "0123456789ab" in out and good.run_id not in out
+
+
+def test_publish_copies_an_executed_notebook_without_run_time_metadata(tmp_path, monkeypatch):
+    from fgic import notebooks
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", metadata={"papermill": {"duration": 1}})])
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
+    nb.metadata["papermill"] = {"input_path": "/somewhere"}
+    src = tmp_path / "x.ipynb"
+    nbformat.write(nb, src)
+    monkeypatch.setattr(notebooks, "results_dir", lambda: tmp_path / "results")
+    (out,) = notebooks.publish(src, "00_x")
+    pub = nbformat.read(out, as_version=4)
+    assert out == tmp_path / "results" / "00_x.ipynb" and "papermill" not in pub.metadata
+    assert pub.cells[0].outputs[0]["data"]["text/plain"] == "2" and "papermill" not in pub.cells[0].metadata

@@ -169,8 +169,8 @@ def test_paper_profiles_train_on_the_full_official_training_split():
     from fgic.experiments import multi_attention as ma
 
     for mod in (ex, ma, mx):
-        paper = mod.specs(profiles.settings(mod.NOTEBOOK, "paper"))
+        paper = mod.grid(profiles.settings(mod.NOTEBOOK, "paper"))
         assert paper and all(s.data_kw.get("val_fraction") == 0.0 for s in paper.values()), mod.NOTEBOOK
         for profile in ("smoke", "default"):
-            for s in mod.specs(profiles.settings(mod.NOTEBOOK, profile)).values():
+            for s in mod.grid(profiles.settings(mod.NOTEBOOK, profile)).values():
                 assert "val_fraction" not in s.data_kw  # the default 10 % validation split, our addition

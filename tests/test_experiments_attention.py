@@ -8,6 +8,7 @@ import torch
 from fgic import profiles
 from fgic.data.registry import list_datasets
 from fgic.data.transforms import list_presets
+from fgic.experiments import base
 from fgic.experiments import mixed_attention as mx
 from fgic.experiments import multi_attention as ma
 from fgic.losses import list_losses
@@ -25,45 +26,135 @@ def _valid(spec):
     return cfg
 
 
+def rec(top1, epochs=3, k=10):
+    """A hand-made finished run record with test top-1 ``top1``."""
+    return {"status": "finished", "metrics": {"test_top1": top1}, "num_classes": k, "run_id": "r",
+            "history": [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(epochs)]}
+
+
 @pytest.mark.parametrize("profile", profiles.PROFILES)
-def test_multi_attention_specs_build(profile):
+def test_multi_attention_grid_builds(profile):
     S = profiles.settings(ma.NOTEBOOK, profile)
-    specs = ma.specs(S)
-    seed_runs = sum(len(v) for v in S.seed_runs.values())
-    assert len(specs) == len(S.datasets) * len(ma.MODELS) + seed_runs
-    assert len({s.run_id for s in specs.values()}) == len(specs)  # no two runs collide
-    for name, spec in specs.items():
+    grid = ma.grid(S)
+    assert len(grid) == len(S.datasets) * len(ma.MODELS) * len(S.seeds)
+    assert len({s.run_id for s in grid.values()}) == len(grid)  # no two runs collide
+    for name, spec in grid.items():
         _valid(spec)
-        if name.startswith(ma.BENCHMARK + ":"):
+        d, row, seed = base.parse_run_name(name)  # the one run-name format
+        assert spec.model == ma.MODELS[row] and spec.config.seed == seed and seed in S.seeds
+        if d == base.BENCHMARK:
             extra = {"val_fraction": S.val_fraction} if S.val_fraction is not None else {}
             assert spec.dataset == "synthetic" and spec.data_kw == {**S.benchmark.kw(), **extra}
+        else:
+            assert spec.dataset == d and d in ma.DATASETS
     for m in ma.MODELS:  # the five networks of Table 1 on the benchmark in every profile
-        assert ma.run_name(ma.BENCHMARK, m) in specs
+        for s in S.seeds:
+            assert base.run_name(base.BENCHMARK, m, s) in grid
     if profile != "paper":
-        assert {s.dataset for s in specs.values()} == {"synthetic"}
-        assert all(s.pretrained is False for s in specs.values())
+        assert {s.dataset for s in grid.values()} == {"synthetic"}
+        assert all(s.pretrained is False for s in grid.values())
+
+
+def test_multi_attention_default_profile_has_three_seeds_per_row():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    seeds = {}
+    for name in ma.grid(S):
+        d, row, seed = base.parse_run_name(name)
+        seeds.setdefault((d, row), set()).add(seed)
+    assert set(seeds) == {(base.BENCHMARK, m) for m in ma.MODELS}
+    assert all(s == {0, 1, 2} for s in seeds.values())
+    assert profiles.settings(ma.NOTEBOOK, "smoke").seeds == [0]
 
 
 def test_multi_attention_paper_profile():
     S = profiles.settings(ma.NOTEBOOK, "paper")
-    specs = ma.specs(S)
-    for label, name in ma.DATASETS.items():
+    grid = ma.grid(S)
+    for d in ma.DATASETS:
         for m, model in ma.MODELS.items():
-            spec = specs[ma.run_name(label, m)]
-            assert spec.dataset == name and spec.model == model
+            spec = grid[base.run_name(d, m, S.seeds[0])]
+            assert spec.dataset == d and spec.model == model
             assert spec.transform == "multi_attention" and spec.transform_kw == {"image_size": 224}
             assert spec.pretrained is True and spec.model_kw == {}  # the full ResNet50, ImageNet weights
-            assert spec.config.schedule == "cosine"
+            assert spec.config.schedule == "cosine" and spec.data_kw == {"val_fraction": 0.0}
 
 
 def test_multi_attention_numbers():
-    t = ma.table1()
-    assert t.shape == (3, 5)
-    assert list(t.index) == list(ma.DATASETS) and list(t.columns) == list(ma.MODELS)
-    gains = ma.load_numbers()["conclusion_gains"]  # section 4 quotes CSCA minus ResNet50
-    for d, g in gains.items():
+    p = ma.paper_numbers()
+    assert list(p.columns) == base.PAPER_COLUMNS and len(p) == 15 and set(p.table) == {ma.TABLE}
+    t = p.pivot(index="dataset", columns="row", values="value")
+    assert set(t.index) == set(ma.DATASETS.values()) and set(t.columns) == set(ma.MODELS)
+    for d, g in {"CUB-200": 8.3, "Stanford-dogs": 9.6, "Stanford-cars": 4.4}.items():  # section 4
         assert abs(t.loc[d, "CSCA-ResNet50"] - t.loc[d, "ResNet50"] - g) < 0.05
     assert (t["CSCA-ResNet50"] == t.max(axis=1)).all()  # CSCA is the best column on every data set
+    assert ma.paper_column(base.BENCHMARK) == ("CUB-200", ma.paper_column("cub")[1])  # CUB beside the benchmark
+
+
+def fake_records(S, values):
+    """``{run name: record}`` of the benchmark column from ``{row: [top-1 per seed]}``."""
+    return {base.run_name(base.BENCHMARK, m, s): rec(v) for m, vs in values.items() for s, v in zip(S.seeds, vs)}
+
+
+VALUES = {  # top-1 per seed 0, 1, 2
+    "ResNet50": [0.60, 0.62, 0.61],
+    "FCN-ResNet50": [0.60, 0.63, 0.60],  # -0.0, +1, -1 points: mean 0
+    "CA-ResNet50": [0.65, 0.66, 0.67],  # +5, +4, +6: mean +5
+    "SA-ResNet50": [0.62, 0.65, 0.64],  # +2, +3, +3
+    "CSCA-ResNet50": [0.70, 0.73, 0.71],  # +10, +11, +10
+}
+
+
+def test_multi_attention_tables_on_fake_records():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    t = ma.tables(S, fake_records(S, VALUES))
+    assert set(t) == {"table1/benchmark", "table1-csca/benchmark"}
+    t1 = t["table1/benchmark"]
+    assert list(t1.index) == list(ma.MODELS)
+    assert t1.loc["ResNet50", "mean"] == pytest.approx(61.0) and t1.loc["ResNet50", "std"] == pytest.approx(1.0)
+    assert t1.loc["ResNet50", "ours"] == "61.0 +- 1.0 (n=3)" and t1.loc["ResNet50", "paper"] == 76.4
+    assert t1.loc["CA-ResNet50", "diff"] == pytest.approx(5.0)  # paired differences 5, 4, 6
+    assert t1.loc["CA-ResNet50", "ci_low"] == pytest.approx(5.0 - 4.303 / 3 ** 0.5, abs=1e-3)  # t(0.975, 2) sd 1
+    assert t1.loc["CA-ResNet50", "paper_diff"] == pytest.approx(79.1 - 76.4)
+    assert t1.loc["CA-ResNet50", "verdict"] == "reproduced"
+    assert t1.loc["FCN-ResNet50", "diff"] == pytest.approx(0.0, abs=1e-9)
+    assert t1.loc["FCN-ResNet50", "verdict"] == "no significant difference"
+    assert t1.loc["CSCA-ResNet50", "diff"] == pytest.approx(31 / 3)
+    csca = t["table1-csca/benchmark"]
+    assert list(csca.index) == ["CSCA-ResNet50", "FCN-ResNet50", "CA-ResNet50", "SA-ResNet50"]
+    assert csca.loc["CA-ResNet50", "diff"] == pytest.approx(-(71.33333 - 66.0), abs=1e-3)
+    shown = ma.view(t1, "ResNet50")
+    assert shown.loc["CA-ResNet50", "diff vs ResNet50 [95 % CI]"].startswith("+5.0 [")
+    assert list(shown.columns)[-1] == "failed seeds"
+
+
+def test_multi_attention_conclusions_are_computed():
+    S = profiles.settings(ma.NOTEBOOK, "default")
+    records = fake_records(S, VALUES)
+    c = {x.key: x for x in ma.conclusions(S, records)}
+    assert c["table1/benchmark/CA-ResNet50"].verdict == "reproduced"
+    assert c["table1/benchmark/CA-ResNet50"].text.startswith("CA-ResNet50 vs ResNet50: +5.0 points")
+    assert c["claim/benchmark/CA-ResNet50-beats-ResNet50"].text.endswith(": reproduced")
+    assert c["claim/benchmark/CSCA-ResNet50-best"].verdict == "reproduced"
+    assert c["claim/cub/CSCA-ResNet50-gain"].verdict == "not testable"
+    assert "run the paper profile on a GPU" in c["claim/cub/CSCA-ResNet50-gain"].text
+    assert "ResNet50" not in {k.rsplit("/", 1)[1] for k in c if k.startswith("table1/")}  # no baseline line
+    # a record's value changes -> the conclusions change: CA now below the baseline on every seed
+    for seed, v in enumerate([0.55, 0.56, 0.57]):  # -5, -6, -4 points
+        records[base.run_name(base.BENCHMARK, "CA-ResNet50", seed)] = rec(v)
+    c2 = {x.key: x for x in ma.conclusions(S, records)}
+    assert c2["table1/benchmark/CA-ResNet50"].verdict == "contradicted"
+    assert c2["table1/benchmark/CA-ResNet50"].text != c["table1/benchmark/CA-ResNet50"].text
+    assert c2["claim/benchmark/CSCA-ResNet50-best"].verdict == "reproduced"
+    # a failed seed is reported, and one seed only is not testable
+    records[base.run_name(base.BENCHMARK, "SA-ResNet50", 0)] = {**rec(0.1), "status": "failed"}
+    S1 = profiles.settings(ma.NOTEBOOK, "smoke")
+    c1 = {x.key: x for x in ma.conclusions(S1, fake_records(S1, VALUES))}
+    assert c1["claim/benchmark/CA-ResNet50-beats-ResNet50"].verdict == "not testable"
+    assert "n < 2 paired seeds" in c1["table1/benchmark/CA-ResNet50"].text
+    assert "1 of 3 failed" in ma.tables(S, records)["table1/benchmark"].loc["SA-ResNet50", "failed"]
+
+
+def test_multi_attention_surface():
+    assert base.check_surface(ma) == []
 
 
 def test_multi_attention_heatmap_helpers():
@@ -95,16 +186,19 @@ def test_multi_attention_heatmap_helpers():
 
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
-def test_mixed_attention_specs_build(profile):
+def test_mixed_attention_grid_builds(profile):
     S = profiles.settings(mx.NOTEBOOK, profile)
-    specs = mx.specs(S)
+    grid = mx.grid(S)
     backbones = S.backbones or list(mx.BACKBONES)
-    assert len(specs) == len(S.datasets) * len(backbones) * len(mx.VARIANTS) * len(S.seeds)
-    assert len({s.run_id for s in specs.values()}) == len(specs)
-    for name, spec in specs.items():
+    assert len(grid) == len(S.datasets) * len(backbones) * len(mx.VARIANTS) * len(S.seeds)
+    assert len({s.run_id for s in grid.values()}) == len(grid)
+    for name, spec in grid.items():
         cfg = _valid(spec)
-        d, b, v, s = name.split(":")
-        assert spec.model == mx.model_name(b, v) and cfg.seed == int(s[1:])
+        d, row, seed = base.parse_run_name(name)  # "<data set>:<backbone>/<variant>:s<seed>"
+        b, v = row.split("/")
+        assert name == base.run_name(d, mx.row_name(b, v), seed)
+        assert d in {mx.BENCHMARK, *mx.DATASETS.values()}  # a real data set by its registry name
+        assert spec.model == mx.model_name(b, v) and cfg.seed == seed
         # the paper's per-module learning rates: attention 0.1, backbone 0.01 (also the base lr)
         assert cfg.param_groups == {"attention.": 0.1, "": 0.01} and cfg.lr == 0.01
         assert cfg.schedule == "cosine" and spec.transform == "mixed_attention"
@@ -112,15 +206,29 @@ def test_mixed_attention_specs_build(profile):
             assert spec.dataset == "synthetic"
             assert spec.data_kw["images_per_class"] == S.small_sample["images_per_class"]
             assert spec.data_kw["images_per_class"] <= S.benchmark.images_per_class
+        else:
+            assert spec.dataset == d
+
+
+def test_mixed_attention_default_profile_has_three_seeds_per_row():
+    S = profiles.settings(mx.NOTEBOOK, "default")
+    assert S.seeds == [0, 1, 2]
+    rows = {}
+    for name in mx.grid(S):
+        d, row, seed = base.parse_run_name(name)
+        rows.setdefault((d, row), []).append(seed)
+    assert len(rows) == len(mx.BACKBONES) * len(mx.VARIANTS)  # every row of Tables II and the ablation
+    assert all(sorted(s) == [0, 1, 2] for s in rows.values()), rows
+    assert profiles.settings(mx.NOTEBOOK, "smoke").seeds == [0]
 
 
 def test_mixed_attention_paper_profile():
     S = profiles.settings(mx.NOTEBOOK, "paper")
-    specs = mx.specs(S)
-    for label, name in mx.DATASETS.items():
+    grid = mx.grid(S)
+    for name in mx.DATASETS.values():
         for b in mx.BACKBONES:
             for v in mx.VARIANTS:
-                spec = specs[mx.run_name(label, b, v, S.seeds[0])]
+                spec = grid[base.run_name(name, mx.row_name(b, v), S.seeds[0])]
                 cfg = spec.config
                 assert spec.dataset == name and spec.pretrained is True and spec.model_kw == {}
                 # the full official training split: no validation split carved out of it
@@ -137,21 +245,94 @@ def test_mixed_attention_param_groups_match_the_model():
 
 
 def test_mixed_attention_numbers():
-    t2 = mx.table2()
-    assert t2.shape == (4, 4) and list(t2.index) == list(mx.VARIANTS)
-    abl = mx.load_numbers()["ablation"]
-    for d, row in abl.items():  # section III-D's gains are Table II's VGG16 differences (rounded)
-        col = t2[(d, "VGG16")].round(2)
-        assert abs(col["MA-Ours"] - row["MA-Ours"]) < 0.006
+    n = mx.paper_numbers()
+    assert list(n.columns) == base.PAPER_COLUMNS and set(n.table) == {"table1", "table2", "ablation"}
+    t2 = {d: base.paper_column(n, "table2", d) for d in mx.DATASETS}
+    assert all(len(c) == len(mx.BACKBONES) * len(mx.VARIANTS) for c in t2.values())
+    assert t2["Stanford Cars-196"]["VGG16/MA-Ours"] == 88.8944
+    for d in mx.DATASETS:  # section III-D's numbers are Table II's VGG16 differences (rounded)
+        abl = base.paper_column(n, "ablation", d)
+        gain = base.paper_column(n, "ablation", d, "gain")
+        col = {v: round(t2[d][f"VGG16/{v}"], 2) for v in mx.VARIANTS}
+        assert abs(col["MA-Ours"] - abl["VGG16/MA-Ours"]) < 0.006
         for v in ("Baseline", "CA", "SA-Ours"):
-            assert abs(col["MA-Ours"] - col[v] - row[f"over_{v}"]) < 0.015
-    t1 = mx.table1()
-    assert len(t1) == 10 and set(t1.columns) >= {"method", "base_model", "accuracy", "ours"}
-    ours = t1[t1["ours"]]
-    assert set(ours["method"]) == {"SA-Ours", "MA-Ours"} and len(ours) == 4
-    vgg = ours[ours["base_model"] == "VGG16"].set_index("method")["accuracy"]  # Table I = Table II rounded (VGG16)
-    for v in ("SA-Ours", "MA-Ours"):
-        assert round(t2.loc[v, ("FGVC-Aircraft", "VGG16")], 1) == vgg[v]
+            assert abs(col["MA-Ours"] - col[v] - gain[f"VGG16/MA-Ours - {v}"]) < 0.015
+    t1 = base.paper_column(n, "table1", "FGVC-Aircraft")
+    assert len(t1) == 10
+    for v in ("SA-Ours", "MA-Ours"):  # Table I = Table II rounded (VGG16)
+        assert round(t2["FGVC-Aircraft"][f"VGG16/{v}"], 1) == t1[f"VGG16/{v}"]
+
+
+def _fake(acc: float, seed: int) -> dict:
+    """A finished run record with test top-1 ``acc`` (what ``evidence.compare`` reads)."""
+    history = [{"epoch": e, "train_loss": 1.0 / e, "test_acc": acc} for e in (1, 2)]
+    return {"status": "finished", "metrics": {"test_top1": acc}, "history": history, "num_classes": 10,
+            "run_id": f"fake{seed}{acc}"}
+
+
+def _fake_records(values: dict[str, list[float]], backbone: str = "VGG16") -> dict:
+    return {base.run_name(mx.BENCHMARK, mx.row_name(backbone, v), s): _fake(a, s)
+            for v, accs in values.items() for s, a in enumerate(accs)}
+
+
+FAKE = {"Baseline": [0.50, 0.52, 0.54], "CA": [0.51, 0.53, 0.52], "SA-Ours": [0.55, 0.55, 0.58],
+        "MA-Ours": [0.55, 0.56, 0.60]}
+
+
+def test_mixed_attention_tables_on_fake_records():
+    S = profiles.settings(mx.NOTEBOOK, "default", overrides=["backbones=[VGG16]"])
+    tabs = mx.tables(S, _fake_records(FAKE))
+    assert set(tabs) == {"table2/benchmark/VGG16", "ablation/benchmark/VGG16"}
+    t2 = tabs["table2/benchmark/VGG16"]
+    assert list(t2.index) == list(mx.VARIANTS)
+    assert t2.loc["Baseline", "mean"] == pytest.approx(52.0) and t2.loc["MA-Ours", "mean"] == pytest.approx(57.0)
+    assert t2.loc["MA-Ours", "diff"] == pytest.approx(5.0)  # (5 + 4 + 6) / 3 points, paired by seed
+    assert t2.loc["CA", "diff"] == pytest.approx(0.0)  # (1 + 1 - 2) / 3
+    assert t2.loc["MA-Ours", "n"] == 3 and t2.loc["MA-Ours", "n_paired"] == 3
+    assert t2.loc["MA-Ours", "paper"] == pytest.approx(88.8944)  # Table II, Stanford Cars-196, VGG16
+    assert t2.loc["MA-Ours", "paper_diff"] == pytest.approx(88.8944 - 87.9866)
+    abl = tabs["ablation/benchmark/VGG16"]
+    assert list(abl.index) == ["MA-Ours", "CA", "SA-Ours"] and abl.loc["MA-Ours", "verdict"] == "baseline"
+    assert abl.loc["CA", "diff"] == pytest.approx(-5.0)  # CA - MA-Ours: (-4 - 3 - 8) / 3
+    assert abl.loc["SA-Ours", "diff"] == pytest.approx(-1.0)  # (0 - 1 - 2) / 3
+    assert abl.loc["CA", "paper_diff"] == pytest.approx(88.7452 - 88.8944)
+
+
+def test_mixed_attention_tables_report_missing_and_failed_seeds():
+    S = profiles.settings(mx.NOTEBOOK, "default", overrides=["backbones=[VGG16]"])
+    recs = _fake_records(FAKE)
+    del recs[base.run_name(mx.BENCHMARK, "VGG16/CA", 2)]
+    recs[base.run_name(mx.BENCHMARK, "VGG16/SA-Ours", 1)]["status"] = "failed"
+    t2 = mx.tables(S, recs)["table2/benchmark/VGG16"]
+    assert "seed 2: not run" in t2.loc["CA", "failed"] and t2.loc["CA", "n"] == 2
+    assert "seed 1: status failed" in t2.loc["SA-Ours", "failed"]
+    assert t2.loc["SA-Ours", "mean"] == pytest.approx(56.5)  # the failed seed is never averaged in
+
+
+def test_mixed_attention_conclusions_are_computed():
+    S = profiles.settings(mx.NOTEBOOK, "default", overrides=["backbones=[VGG16]"])
+    before = mx.conclusions(S, _fake_records(FAKE))
+    keys = [c.key for c in before]
+    assert len(keys) == len(set(keys))
+    for k in ("table2/benchmark/VGG16/MA-Ours", "ablation/benchmark/VGG16/CA",
+              "claim/benchmark/VGG16/MA-Ours-beats-Baseline", "claim/benchmark/VGG16/MA-Ours-beats-SA-Ours",
+              "claim/table1/other-methods", "claim/fig3/discriminative-regions"):
+        assert k in keys, k
+    worse = {**FAKE, "MA-Ours": [0.45, 0.47, 0.48]}  # MA-Ours now below the baseline on every seed
+    after = {c.key: c for c in mx.conclusions(S, _fake_records(worse))}
+    b, a = {c.key: c for c in before}["table2/benchmark/VGG16/MA-Ours"], after["table2/benchmark/VGG16/MA-Ours"]
+    assert b.text != a.text and "+5.0 points" in b.text and "-5.3 points" in a.text
+    assert b.text.startswith("Table II, VGG16 on benchmark: MA-Ours vs Baseline: ")
+    assert a.verdict == "contradicted"  # the paper's MA-Ours is above its baseline
+    assert after["claim/benchmark/VGG16/MA-Ours-beats-Baseline"].text.endswith(": contradicted")
+    assert after["claim/table1/other-methods"].verdict == "not testable"
+    one_seed = profiles.settings(mx.NOTEBOOK, "smoke", overrides=["backbones=[VGG16]"])
+    smoke = {c.key: c for c in mx.conclusions(one_seed, _fake_records({v: a[:1] for v, a in FAKE.items()}))}
+    assert "n < 2 paired seeds" in smoke["claim/benchmark/VGG16/SA-Ours-beats-Baseline"].text
+
+
+def test_mixed_attention_surface():
+    assert base.check_surface(mx) == []
 
 
 def test_feature_energy():

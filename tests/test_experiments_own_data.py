@@ -10,7 +10,7 @@ MODULES = [acanet, multi_attention, mixed_attention, scra]  # 04: test_experimen
 
 def bench_specs(mod, S: dict) -> dict:
     """The runs of ``mod``'s grid in the benchmark column (in smoke / default: every run)."""
-    out = mod.specs(S)
+    out = mod.grid(S)
     if mod is acanet:
         return {k: s for k, s in out.items() if f"-{acanet.BENCHMARK}-" in k}
     return {k: s for k, s in out.items() if k.split(":")[0].startswith(mod.BENCHMARK)}
@@ -21,15 +21,15 @@ def bench_specs(mod, S: dict) -> dict:
 def test_folder_override_reaches_every_run(mod, profile, tmp_path):
     S = profiles.settings(mod.NOTEBOOK, profile, dataset="folder", data_root=str(tmp_path), image_size=40)
     runs = bench_specs(mod, S)
-    assert runs and len(runs) == len(mod.specs(S))  # smoke / default: every run is in the benchmark column
+    assert runs and len(runs) == len(mod.grid(S))  # smoke / default: every run is in the benchmark column
     for name, spec in runs.items():
         assert spec.dataset == "folder", name
         assert spec.data_kw["root"] == str(tmp_path), name
         assert "num_classes" not in spec.data_kw  # none of the benchmark's knobs leak into the folder loader
         assert spec.transform_kw["image_size"] == 40, name
     plain = profiles.settings(mod.NOTEBOOK, profile)  # no override: the embedded benchmark, run ids unchanged
-    assert {s.dataset for s in mod.specs(plain).values()} == {"synthetic"}
-    assert not {s.run_id for s in runs.values()} & {s.run_id for s in mod.specs(plain).values()}
+    assert {s.dataset for s in mod.grid(plain).values()} == {"synthetic"}
+    assert not {s.run_id for s in runs.values()} & {s.run_id for s in mod.grid(plain).values()}
 
 
 def test_csv_override_names_its_table(tmp_path):

@@ -64,14 +64,14 @@ def test_notebook_00_trains_on_a_folder_tree(tmp_path, monkeypatch):
     data, out = run_on_folder_tree(NB, tmp_path, monkeypatch)
     text = outputs(json.loads(out.read_text()))
     assert "folder: train" in text and f"{len(CLASSES)} classes" in text  # the data summary names our data
-    assert text.count("skipped: ") == 3  # twins, placement cue, twin confusion: benchmark only
+    assert text.count("skipped: ") == 3  # twins figure, twin confusion, placement check: benchmark only
     assert "localisation scores are not measured" in text
     records = list((tmp_path / "runs").rglob("record.json"))
     assert len(records) == 1
     rec = json.loads(records[0].read_text())
     assert rec["status"] == "finished" and rec["params"]["dataset"] == "folder"
     assert rec["params"]["data_kw"]["root"] == str(data) and rec["num_classes"] == len(CLASSES)
-    assert (tmp_path / "figures" / "smoke" / "00_baseline_gradcam.png").is_file()  # non-default profiles: a subfolder
+    assert (tmp_path / "figures" / "smoke" / "00_benchmark_tour_gradcam.png").is_file()  # smoke: a subfolder
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import yaml
 import fgic
 from fgic import paths, profiles
 from fgic.engine import TrainConfig
-from fgic.runs import RunSpec
+from fgic.experiments import benchmark_tour
 from fgic.settings import NOTEBOOKS, Benchmark, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,8 +92,8 @@ def _set(path, value):
          "params/04_gholm_net.yaml [default]: mu_eval[1] = 'x' is not a float"),
         ("03_mixed_attention.yaml", _set("small_sample.images", 3),
          "params/03_mixed_attention.yaml [default]: small_sample.images is not a benchmark knob"),
-        ("02_multi_attention.yaml", _set("seed_runs", {"ResNet50": 1}),
-         "params/02_multi_attention.yaml [default]: seed_runs.ResNet50 = 1 is not a list of int"),
+        ("02_multi_attention.yaml", _set("seeds", [0, "1"]),
+         "params/02_multi_attention.yaml [default]: seeds[1] = '1' is not an int (drop the quotes)"),
     ],
 )
 def test_a_bad_settings_file_names_file_profile_key_and_type(params, name, edit, message):
@@ -110,14 +110,11 @@ def _default_run_ids() -> dict[str, str]:
     ids = {}
     for notebook, module in EXPERIMENTS.items():
         S = profiles.settings(notebook, "default", overrides={})
-        mod = importlib.import_module(f"fgic.experiments.{module}")
-        for name, spec in (mod.grid(S) if hasattr(mod, "grid") else mod.specs(S)).items():  # grid: base.SURFACE
+        for name, spec in importlib.import_module(f"fgic.experiments.{module}").grid(S).items():
             ids[spec.run_id] = f"{notebook}:{name}"
     S = profiles.settings("00_benchmark_tour", "default", overrides={})
-    data, data_kw, size = profiles.data_source(S)  # as notebook 00's training cell builds its run
-    spec = RunSpec(model="resnet18", model_kw=S.model_kw, dataset=data, data_kw=data_kw, transform="plain",
-                   transform_kw={"image_size": size}, train=S.train)
-    ids[spec.run_id] = "00_benchmark_tour:resnet18"
+    for name, spec in benchmark_tour.grid(S).items():
+        ids[spec.run_id] = f"00_benchmark_tour:{name}"
     return ids
 
 
@@ -145,3 +142,16 @@ def test_session_sets_a_notebook_up(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"fgic {fgic.__version__} | torch ")
     assert "| profile smoke | threads " in lines[0] and lines[0].endswith("overrides epochs=2, max_steps=5")
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS))
+def test_profile_train_defaults_pin_one_thread_per_run(notebook):
+    """profiles.yaml's train_defaults (threads: 1) reach every training config of the default and smoke
+    profiles, a notebook's own keys and overrides win, and the paper profile (GPU) pins nothing."""
+    for profile in ("smoke", "default"):
+        S = profiles.settings(notebook, profile, overrides={})
+        assert S.train_configs() and all(t["threads"] == 1 for t in S.train_configs().values())
+    S = profiles.settings(notebook, "default", overrides="threads=2")
+    assert all(t["threads"] == 2 for t in S.train_configs().values())
+    S = profiles.settings(notebook, "paper", overrides={})
+    assert all("threads" not in t for t in S.train_configs().values())

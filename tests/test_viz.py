@@ -319,5 +319,5 @@ def test_smoke_profile_figures_carry_the_banner(monkeypatch):
     monkeypatch.setattr(paths, "_active_profile", "default")
     assert not viz.smoke_banner(fig) and not fig.texts
     monkeypatch.setattr(paths, "_active_profile", "smoke")
-    assert viz.smoke_banner(fig) and fig.texts[0].get_text() == viz.SMOKE_BANNER
+    assert viz.smoke_banner(fig) and fig.texts[0].get_text().replace("\n", " ") == viz.SMOKE_BANNER
     assert not viz.smoke_banner(fig) and len(fig.texts) == 1  # drawn once

@@ -1,27 +1,42 @@
-"""Experiment grid of notebook 02: "Multi-Attention Mechanism Fusion for Fine-Grained Image Classification"
+"""Experiment module of notebook 02: "Multi-Attention Mechanism Fusion for Fine-Grained Image Classification"
 (Du, Ma), Table 1: ResNet50, FCN-, CA-, SA- and CSCA-ResNet50 on CUB-200-2011, Stanford Dogs, Stanford Cars.
 
-``specs(S)`` builds one ``RunSpec`` per (data set, model) from the typed settings ``S``
-(``fgic.settings.MultiAttention``) of ``fgic.profiles.settings("02_multi_attention", profile)``:
+The surface every experiment module has (``fgic.experiments.base``):
 
-- smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), small
-  trunks (``S.model_kw``: ``layers`` / ``width``), trained from scratch with ``S.train``.
-- paper: the three real data sets of Table 1 plus the benchmark column, the full ResNet50 shape,
-  ImageNet weights (``pretrained=True``: fails loudly when the weights are not cached), the
-  ``multi_attention`` transform preset at 224 px and ``S.train``, trained on the whole official training
-  split (``S.val_fraction = 0``; the last epoch is reported: the paper states no model selection).
-  smoke / default hold out a seeded 10 % of each class as validation (our addition, never used for selection).
+- ``grid(S)``: one ``RunSpec`` per (data set, Table 1 row, seed), keyed ``base.run_name(data set, row, seed)``,
+  e.g. ``"benchmark:CSCA-ResNet50:s1"``, from the typed settings ``S`` (``fgic.settings.MultiAttention``):
+  data sets ``S.datasets`` (``"benchmark"`` or the registry names of ``DATASETS``), rows ``S.models`` (labels of
+  ``MODELS``; the baseline ResNet50 always), seeds ``S.seeds`` for every row.
 
-The "FCN-ResNet50" column is run as ``resnet50_cam_head`` (``fgic.nn.cam_attention``): a mean-pooled FCN head
+  - smoke / default: the embedded benchmark only (``dataset="synthetic"`` with ``S.benchmark``), small trunks
+    (``S.model_kw``: ``layers`` / ``width``), trained from scratch with ``S.train``; a seeded 10 % of each
+    class is held out as validation (our addition, never used for selection).
+  - paper: the three real data sets of Table 1 plus the benchmark column, the full ResNet50 shape, ImageNet
+    weights (``pretrained=True``: fails loudly when the weights are not cached), the ``multi_attention``
+    transform preset at 224 px and ``S.train``, trained on the whole official training split
+    (``S.val_fraction = 0``; the last epoch is reported: the paper states no model selection).
+
+- ``paper_numbers()``: Table 1 from ``multi_attention_numbers.yaml`` (long format, the paper's labels).
+- ``tables(S, records)``: ``"table1/<data set>"``, one ``fgic.evidence.compare`` table per data set run, the
+  rows against ResNet50 paired over seeds; the paper column is the CUB-200 one on the benchmark (Table 1's
+  first row) and the matching column on a real data set. ``"table1-csca/<data set>"``: the same runs with
+  CSCA-ResNet50 as the reference (the paper's claim that CSCA improves most).
+- ``conclusions(S, records)``: a sentence per compared row of every table, then one line per claim of the
+  paper's abstract and conclusion.
+
+The "FCN-ResNet50" row is run as ``resnet50_cam_head`` (``fgic.nn.cam_attention``): a mean-pooled FCN head
 equals GAP + FC, so the paper's "CAM attention" is read as CAM-weighted pooling (the top-5 classes' CAMs,
 normalised, reweight the last feature map before pooling); the plain ``resnet50_fcn_head`` stays registered.
 
 The paper gives no optimiser, learning rate, schedule, epochs, batch size or input size; the choices
 (SGD, cosine, 224 px, new classifier at 10x the backbone rate) are in ``params/02_multi_attention.yaml``
-and the notebook. Published numbers: ``load_numbers()`` reads ``multi_attention_numbers.yaml``.
+and the notebook.
 
 Your own data: with ``S.data`` (``fgic.profiles.settings(..., dataset="folder", data_root=...)``) the
-benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep the column label.
+benchmark column trains on it instead (``fgic.profiles.data_source``); run names keep ``benchmark``.
+
+Heatmap helpers for the notebook: ``class_cam`` (the network's own CAM) and ``stage_attention_map`` (an SA /
+CSCA block's own spatial map), both upsampled and min-max normalised by ``to_image``.
 """
 
 from __future__ import annotations
@@ -34,13 +49,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from fgic import profiles
+from fgic import evidence, profiles
 from fgic.cam import normalize_maps
+from fgic.experiments import base
+from fgic.experiments.base import BENCHMARK, Conclusion
 from fgic.models.multi_attention import attention_maps
 from fgic.runs import RunSpec
 from fgic.settings import MultiAttention
 
 NOTEBOOK = "02_multi_attention"
+TABLE = "table1"
 # Table 1 column label -> registered model (resnet50 = the ResNet50 baseline with the same options;
 # FCN-ResNet50 = our CAM-attention reading, since a plain FCN head is the baseline's GAP + FC reordered)
 MODELS = {
@@ -50,61 +68,162 @@ MODELS = {
     "SA-ResNet50": "resnet50_sa_units",
     "CSCA-ResNet50": "resnet50_csca_units",
 }
-# Table 1 row label -> registered data set; "benchmark" is the embedded one (its own column, never the paper's)
-DATASETS = {"CUB-200": "cub", "Stanford-dogs": "dogs", "Stanford-cars": "cars"}
-BENCHMARK = "benchmark"
+BASELINE = "ResNet50"
+BEST = "CSCA-ResNet50"  # the paper's best network
+# registered data set -> its Table 1 row label; the benchmark is its own column, never one of the paper's
+DATASETS = {"cub": "CUB-200", "dogs": "Stanford-dogs", "cars": "Stanford-cars"}
+PAPER_ON_BENCHMARK = "cub"  # the paper column set beside the benchmark: Table 1's first data set
+NEEDS_REAL_DATA = "needs the {} images and ImageNet weights: run the paper profile on a GPU"
 
 
-def load_numbers() -> dict:
-    """The paper's published numbers (``multi_attention_numbers.yaml``)."""
-    return yaml.safe_load((Path(__file__).with_name("multi_attention_numbers.yaml")).read_text())
+def _numbers() -> dict:
+    return yaml.safe_load(Path(__file__).with_name("multi_attention_numbers.yaml").read_text())
 
 
-def table1() -> pd.DataFrame:
-    """Table 1 of the paper as a DataFrame: rows = data sets, columns = models, accuracy (%)."""
-    acc = load_numbers()["table1"]["accuracy"]  # model -> data set -> %
-    return pd.DataFrame(acc).loc[list(DATASETS), list(MODELS)]
+def paper_numbers() -> pd.DataFrame:
+    """Table 1 of the paper: ``table, dataset, row, metric, value`` (top-1 %, the paper's labels)."""
+    acc = _numbers()["table1"]["accuracy"]  # model -> data set -> %
+    return base.paper_frame((TABLE, d, m, "top1", v) for m, col in acc.items() for d, v in col.items())
 
 
-def run_name(dataset: str, model: str, seed: int | None = None) -> str:
-    """Key of one run in ``specs``: ``"<data set label>:<model label>"``, e.g. ``"benchmark:CA-ResNet50"``;
-    runs with an extra training seed end in ``":s<seed>"``."""
-    return f"{dataset}:{model}" + ("" if seed is None else f":s{seed}")
+def rows(S: MultiAttention) -> list[str]:
+    """Table 1 rows of this profile: ``S.models`` (None: all), the baseline first and always."""
+    chosen = S.models or list(MODELS)
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown:
+        raise KeyError(f"models {unknown} are not Table 1 rows ({list(MODELS)})")
+    return [BASELINE, *(m for m in MODELS if m in chosen and m != BASELINE)]
 
 
-def _spec(S: MultiAttention, dataset: str, model: str, seed: int | None = None) -> RunSpec:
-    if dataset == BENCHMARK and S.data:  # the benchmark column on your data
+def spec(S: MultiAttention, dataset: str, row: str, seed: int) -> RunSpec:
+    """The run of Table 1 row ``row`` on ``dataset`` (``"benchmark"`` or a key of ``DATASETS``) with training seed
+    ``seed``."""
+    if dataset == BENCHMARK:  # the embedded benchmark, or your data in its place
         data, data_kw, size = profiles.data_source(S)
-    elif dataset == BENCHMARK:
-        data, data_kw = "synthetic", S.benchmark.kw()
-        size = S.image_size or S.benchmark.image_size
+        if S.data is None:
+            size = S.image_size or size  # paper profile: the real data sets' input size on the benchmark too
+    elif dataset in DATASETS:
+        data, data_kw, size = dataset, dict(S.data_kw), S.image_size
     else:
-        data, data_kw, size = DATASETS[dataset], dict(S.data_kw), S.image_size
+        raise KeyError(f"data set {dataset!r} is not 'benchmark' or one of Table 1's {list(DATASETS)}")
     if S.val_fraction is not None:  # paper profile: 0, the whole official training split (no validation split)
         data_kw["val_fraction"] = float(S.val_fraction)
     return RunSpec(
-        model=MODELS[model],
+        model=MODELS[row],
         dataset=data,
         model_kw=dict(S.model_kw),
         data_kw=data_kw,
         transform=S.transform,
         transform_kw={"image_size": size},
-        train=dict(S.train) if seed is None else {**S.train, "seed": seed},
+        train={**S.train, "seed": int(seed)},
         pretrained=S.pretrained,
     )
 
 
-def specs(S: MultiAttention) -> dict[str, RunSpec]:
-    """Every run of the profile: ``{run_name(data set, model): RunSpec}`` for data sets ``S.datasets``
-    (labels of ``DATASETS`` or ``"benchmark"``) and models ``S.models`` (labels of ``MODELS``, all by
-    default), then the benchmark runs with extra training seeds ``S.seed_runs`` ({model label: [seed, ...]},
-    a yardstick for seed noise), keyed ``run_name("benchmark", model, seed)``."""
-    models = S.models or list(MODELS)
-    out = {run_name(d, m): _spec(S, d, m) for d in S.datasets for m in models}
-    for m, seeds in S.seed_runs.items():
-        for s in seeds:
-            out[run_name(BENCHMARK, m, s)] = _spec(S, BENCHMARK, m, s)
+def grid(S: MultiAttention) -> dict[str, RunSpec]:
+    """Every run of the profile: ``{base.run_name(data set, row, seed): RunSpec}`` over ``S.datasets`` x
+    ``rows(S)`` x ``S.seeds``."""
+    return {base.run_name(d, m, s): spec(S, d, m, s) for d in S.datasets for m in rows(S) for s in S.seeds}
+
+
+def paper_column(dataset: str) -> tuple[str, dict[str, float]]:
+    """(paper label, ``{row: the paper's top-1}``) set beside ``dataset``: CUB-200 beside the benchmark."""
+    label = DATASETS[PAPER_ON_BENCHMARK if dataset == BENCHMARK else dataset]
+    return label, base.paper_column(paper_numbers(), TABLE, label)
+
+
+def tables(S: MultiAttention, records) -> dict[str, pd.DataFrame]:
+    """``{"table1/<data set>": compare vs ResNet50, "table1-csca/<data set>": compare vs CSCA-ResNet50}`` for every
+    data set of ``S.datasets`` (``fgic.evidence.compare``: mean +- std over ``S.seeds``, paired t over seeds)."""
+    out = {}
+    for d in S.datasets:
+        cells = base.cells(records, d, rows(S), S.seeds)
+        paper = paper_column(d)[1]
+        out[f"{TABLE}/{d}"] = evidence.compare(cells, BASELINE, paper)
+        if BEST in cells:
+            others = {m: c for m, c in cells.items() if m not in (BASELINE, BEST)}
+            if others:
+                out[f"{TABLE}-csca/{d}"] = evidence.compare({BEST: cells[BEST], **others}, BEST, paper)
     return out
+
+
+def _claim(key: str, text: str, table: pd.DataFrame | None, row: str, not_testable: str | None = None) -> Conclusion:
+    line = evidence.claim(text, table, row, not_testable=not_testable)
+    verdict = "not testable" if ": not testable here" in line else str(table.loc[row, "verdict"])
+    return Conclusion(key, line, verdict)
+
+
+def _best_claim(key: str, text: str, table: pd.DataFrame | None, why: str) -> Conclusion:
+    """CSCA improves most: every other attention row significantly below CSCA (the paper's sign) = reproduced."""
+    if table is None:
+        return Conclusion(key, f"{text}: not testable here ({why})", "not testable")
+    verdicts = [str(v) for r, v in table["verdict"].items() if r != BEST]
+    short = [v for v in verdicts if v.startswith("n < 2")]
+    if short:
+        return Conclusion(key, f"{text}: not testable here ({short[0]})", "not testable")
+    if "contradicted" in verdicts:
+        word = "contradicted"
+    elif all(v == "reproduced" for v in verdicts):
+        word = "reproduced"
+    else:
+        word = "no significant difference"
+    return Conclusion(key, f"{text}: {word} (" + ", ".join(f"{r}: {v}" for r, v in table["verdict"].items()
+                                                              if r != BEST) + ")", word)
+
+
+def conclusions(S: MultiAttention, records) -> list[Conclusion]:
+    """Computed "What this shows" lines: every table's rows against its reference, then the paper's claims.
+
+    Keys: ``table1/<data set>/<row>``, ``table1-csca/<data set>/<row>`` and ``claim/...``."""
+    t = tables(S, records)
+    out = []
+    for name, table in t.items():
+        out += base.table_conclusions(name, table, BEST if name.startswith(f"{TABLE}-csca/") else BASELINE)
+    paper = paper_numbers()
+    cub = base.paper_column(paper, TABLE, DATASETS[PAPER_ON_BENCHMARK])
+    bench = t.get(f"{TABLE}/{BENCHMARK}")
+    where = "on the benchmark" if S.data is None else "on your data"
+    no_bench = None if bench is not None else "the benchmark column is not in this profile's data sets"
+    # abstract: each of the four attention methods improves ResNet50
+    for m in (r for r in MODELS if r != BASELINE):
+        text = (f"{m} is more accurate than ResNet50 (abstract; paper on CUB-200 {cub[m] - cub[BASELINE]:+.1f} "
+                f"points), tested {where}")
+        out.append(_claim(f"claim/{BENCHMARK}/{m}-beats-{BASELINE}", text, bench, m, no_bench))
+    # abstract: CSCA is the most significant improvement of the four
+    out.append(_best_claim(f"claim/{BENCHMARK}/{BEST}-best", f"{BEST} improves most of the four attention networks "
+                           f"(abstract; on every data set of Table 1), tested {where}",
+                           t.get(f"{TABLE}-csca/{BENCHMARK}"), no_bench or "CSCA or the other rows not run"))
+    # abstract: the attention methods focus on local features
+    out.append(_claim("claim/attention-focuses-on-local-features",
+                      "The four attention methods focus on local features (abstract)", None, "",
+                      not_testable="a localisation claim, not an accuracy one: the localisation section scores it "
+                                   "on the benchmark's part boxes, for the first seed only"))
+    # conclusion: CSCA gains 8.3, 9.6 and 4.4 points on CUB, Dogs and Cars
+    for d, label in DATASETS.items():
+        gain = _numbers()["conclusion_gains"][label]
+        text = f"CSCA-ResNet50 beats ResNet50 by {gain} points on {label} (conclusion)"
+        table = t.get(f"{TABLE}/{d}")
+        out.append(_claim(f"claim/{d}/{BEST}-gain", text, table, BEST,
+                          None if table is not None else NEEDS_REAL_DATA.format(label)))
+    return out
+
+
+def view(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """A ``compare`` table as shown: paper | ours mean +- std (n) | diff vs ``reference`` [95 % CI] | p | verdict |
+    failed seeds."""
+    def diff(r) -> str:
+        if pd.isna(r["diff"]):
+            return ""
+        return f"{r['diff']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+
+    return pd.DataFrame({
+        "paper": table["paper"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+        "ours (mean +- std, n seeds)": table["ours"],
+        f"diff vs {reference} [95 % CI]": table.apply(diff, axis=1),
+        "p": table["p"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+        "verdict": table["verdict"],
+        "failed seeds": table["failed"],
+    }, index=table.index)
 
 
 def to_image(maps: torch.Tensor, size) -> torch.Tensor:

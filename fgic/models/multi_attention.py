@@ -48,30 +48,35 @@ from fgic.models.pretrained import (
 )
 from fgic.models.registry import register_model
 from fgic.nn.attention_csca import ChannelSpatialAttention
+from fgic.nn.attention_eca import ECAChannelAttention
 from fgic.nn.attention_mixed import MixedAttention
 from fgic.nn.attention_se import SEChannelAttention
 from fgic.nn.attention_spatial import CBAMSpatialAttention, SESpatialAttention
 from fgic.nn.cam_attention import CAMAttention
 from fgic.nn.fcn_head import FCNHead
+from fgic.nn.registry import ATTENTIONS, create_attention
 
 HEADS = ("fc", "fcn", "cam")  # linear on GAP / 1x1-conv FCN (= GAP + FC) / CAM-attention pooling
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 ATTENTION_TYPES = (SEChannelAttention, SESpatialAttention, CBAMSpatialAttention, ChannelSpatialAttention,
-                   MixedAttention)
+                   MixedAttention, ECAChannelAttention)
+
+
+SEED1_ATTENTION = {"ca": "se", "sa": "cbam_sa", "csca": "csca"}  # seed 001's names -> fgic.nn.registry names
 
 
 def block_attention(kind: str, reduction: int = 16) -> Callable[[int], nn.Module] | None:
-    """Factory ``channels -> module`` for seed 001's per-block attentions: none, ca, sa, csca."""
-    table = {
-        "none": None,
-        "ca": lambda c: SEChannelAttention(c, reduction),
-        "sa": lambda c: CBAMSpatialAttention(7),
-        "csca": lambda c: ChannelSpatialAttention(c, reduction, 7),
-    }
-    if kind not in table:
-        raise ValueError(f"unknown attention {kind!r}; choose from {sorted(table)}")
-    return table[kind]
+    """Factory ``channels -> module`` for the per-block attention ``kind``: "none", seed 001's ca / sa / csca,
+    or any name of ``fgic.nn.registry.ATTENTIONS`` (e.g. "eca": one new file in fgic/nn is all it takes)."""
+    if kind == "none":
+        return None
+    name = SEED1_ATTENTION.get(kind, kind)
+    if name not in ATTENTIONS:
+        raise ValueError(f"unknown attention {kind!r}; choose from none, {sorted(SEED1_ATTENTION)} or "
+                         f"a registered attention {ATTENTIONS.list()}")
+    kw = {"reduction": reduction} if name in ("se", "csca") else {}
+    return lambda c: create_attention(name, c, **kw)
 
 
 class AttentionBottleneck(Bottleneck):

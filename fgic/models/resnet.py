@@ -94,6 +94,7 @@ def resnet50(
     drop_rate: float = 0.0,
     width: int = 64,
     layers: tuple[int, ...] = RESNET50_LAYERS,
+    attention: str = "none",
 ) -> ClassifierNet:
     """ResNet-50 (torchvision's at the defaults), GAP + linear head; ``width`` / ``layers`` shrink it.
 
@@ -101,5 +102,7 @@ def resnet50(
     (``fgic.models.multi_attention``), which has torchvision's parameters, names and outputs at
     ``layers=(3, 4, 6, 3), width=64`` and adds ``layers`` (blocks per stage) and ``cam(x)``. It was also
     registered as ``plain_resnet50`` (Table 1's baseline of seed 001), now a deprecated alias.
+    ``attention``: any name of ``fgic.nn.registry.ATTENTIONS`` ("se", "cbam_sa", "csca", "eca", ...) puts that
+    block in every bottleneck unit, before the residual addition; "none" (default) is the plain network.
     """
-    return MultiAttentionResNet(num_classes, "none", "fc", layers, width, pretrained, drop_rate=drop_rate)
+    return MultiAttentionResNet(num_classes, attention, "fc", layers, width, pretrained, drop_rate=drop_rate)

@@ -25,8 +25,10 @@ import torch.nn as nn
 
 from fgic.nn.attention_se import SEChannelAttention
 from fgic.nn.attention_spatial import CBAMSpatialAttention
+from fgic.nn.registry import ATTENTIONS
 
 
+@ATTENTIONS.register("csca", paper="001")
 class ChannelSpatialAttention(nn.Module):
     """CSCA: ``SA(CA(x))``, CBAM order (channel first, then spatial)."""
 
@@ -34,7 +36,7 @@ class ChannelSpatialAttention(nn.Module):
         super().__init__()
         self.channels = channels
         self.channel = SEChannelAttention(channels, reduction, min_hidden)
-        self.spatial = CBAMSpatialAttention(kernel_size)
+        self.spatial = CBAMSpatialAttention(kernel_size=kernel_size)
         self.last_map: torch.Tensor | None = None
         self.last_channel_map: torch.Tensor | None = None
 

@@ -29,8 +29,10 @@ import torch.nn as nn
 
 from fgic.nn.attention_se import SEChannelAttention
 from fgic.nn.attention_spatial import SESpatialAttention
+from fgic.nn.registry import ATTENTIONS
 
 
+@ATTENTIONS.register("ma", paper="002")
 class MixedAttention(nn.Module):
     """MA-Ours: ``merge(cat(CA(x), SA(x)))`` with a 1x1 merge convolution (2C -> C)."""
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from fgic.nn.registry import ATTENTIONS
+
 
 def hidden_units(channels: int, reduction: int = 16, min_hidden: int = 4) -> int:
     """Width of the SE bottleneck: ``max(channels // reduction, min_hidden)``."""
@@ -55,6 +57,7 @@ class SqueezeExcite(nn.Module):
         return torch.sigmoid(z)  # (B, C, 1, 1)
 
 
+@ATTENTIONS.register("se", paper="001 / 002 (SE-Net)")
 class SEChannelAttention(nn.Module):
     """CA: ``x * s`` with SE channel weights ``s`` (B, C, 1, 1); ``last_map`` is ``s``."""
 

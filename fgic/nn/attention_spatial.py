@@ -30,8 +30,10 @@ import torch
 import torch.nn as nn
 
 from fgic.nn.attention_se import SqueezeExcite
+from fgic.nn.registry import ATTENTIONS
 
 
+@ATTENTIONS.register("softmax_sa", paper="002")
 class SESpatialAttention(nn.Module):
     """SA-Ours of seed 002: a spatial map from softmax-normalised SE channel weights; ``x * V``."""
 
@@ -54,10 +56,15 @@ class SESpatialAttention(nn.Module):
         return x * v  # eq. (3) of the mixed-attention paper: x~_s = u_{s,c} * v_s
 
 
+@ATTENTIONS.register("cbam_sa", paper="001 (CBAM)")
 class CBAMSpatialAttention(nn.Module):
-    """SA of seed 001 (CBAM's spatial attention): ``x * sigmoid(conv([mean_c x; max_c x]))``."""
+    """SA of seed 001 (CBAM's spatial attention): ``x * sigmoid(conv([mean_c x; max_c x]))``.
 
-    def __init__(self, kernel_size: int = 7):
+    ``channels`` is not used (the map pools over channels); it is there so that every registered attention
+    is built as ``factory(channels, **kw)``. Pass ``kernel_size`` by keyword.
+    """
+
+    def __init__(self, channels: int | None = None, kernel_size: int = 7):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
