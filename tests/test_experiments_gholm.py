@@ -205,6 +205,7 @@ def test_conclusions_are_computed_from_the_records():
     assert before["claim/full/real-data"].verdict == "not testable" and "paper profile" in before[
         "claim/full/real-data"].text
     assert "table2/benchmark/Raw" not in before  # the baseline has no line of its own
+    assert not any("$" in c.text for c in before.values())  # shown as Markdown: a dollar would start math
     values[(ex.BENCHMARK, "+Crop")] = [0.50, 0.51, 0.55]  # now clearly worse
     after = {c.key: c for c in ex.conclusions(S, fake_records(values))}
     assert set(after) == set(before)  # stable keys (python -m fgic reproduce matches them)

@@ -397,7 +397,7 @@ def _claim(key: str, text: str, table=None, row=None, not_testable=None) -> Conc
 
 
 REAL_DATA = ("{what} and ImageNet-21k ConvNeXt-S weights: run the paper profile on a GPU "
-             "(PROFILE=\"paper\", data under $FGIC_DATA)")
+             "(PROFILE=\"paper\", the data root in the FGIC_DATA environment variable)")  # no dollar: Markdown math
 
 
 def claims(S: GHOLM, T: dict[str, pd.DataFrame]) -> list[Conclusion]:
