@@ -325,7 +325,8 @@ class GHOLM(Settings):
     bench_transform: str  # transform preset on the benchmark
     bench_source_scale: int = 1  # the benchmark is rendered at this x the input size (the crop's source)
     bench_train: dict[str, Any]  # TrainConfig fields of the benchmark runs
-    seeds: list[int]  # ablation seeds on the benchmark
+    seeds: list[int]  # seeds of every benchmark run (ablation, mu, object scale; your data in its place)
+    real_seeds: list[int] = field(default_factory=lambda: [0])  # seeds of every run on the real data sets
     mu_values: list[float] = field(default_factory=list)  # crop threshold factors trained on the benchmark
     mu_eval: list[float]  # mu applied at test time to the full model
     object_scales: list[float] = field(default_factory=list)  # bird sizes of the object-scale grid
@@ -342,6 +343,10 @@ class GHOLM(Settings):
     transform: str | None = None  # transform preset on the real data sets
     train: dict[str, Any] | None = None  # TrainConfig fields on the real data sets
     datasets: dict[str, str] = field(default_factory=dict)  # table ("table2" ... "table9") -> real data set
+
+    def table_rows(self) -> dict[str, str]:
+        real = f", {list(self.real_seeds)} (real data sets)" if self.datasets else ""
+        return {"seeds": f"{list(self.seeds)} (benchmark){real}, {self.seed} (torch, subsets)"}
 
 
 # --------------------------------------------------------------------------------------------- 05

@@ -3,9 +3,9 @@
 import pytest
 
 from fgic import profiles
-from fgic.experiments import acanet, gholm, mixed_attention, multi_attention, scra
+from fgic.experiments import acanet, mixed_attention, multi_attention, scra
 
-MODULES = [acanet, multi_attention, mixed_attention, gholm, scra]
+MODULES = [acanet, multi_attention, mixed_attention, scra]  # 04: test_experiments_gholm (own data, no object scales)
 
 
 def bench_specs(mod, S: dict) -> dict:
@@ -26,11 +26,7 @@ def test_folder_override_reaches_every_run(mod, profile, tmp_path):
         assert spec.dataset == "folder", name
         assert spec.data_kw["root"] == str(tmp_path), name
         assert "num_classes" not in spec.data_kw  # none of the benchmark's knobs leak into the folder loader
-        size = spec.transform_kw["image_size"]
-        if mod is gholm:  # the crop view at bench_source_scale x the input size, resized by the model
-            assert size == 40 * S.bench_source_scale and spec.model_kw["input_size"] == 40, name
-        else:
-            assert size == 40, name
+        assert spec.transform_kw["image_size"] == 40, name
     plain = profiles.settings(mod.NOTEBOOK, profile)  # no override: the embedded benchmark, run ids unchanged
     assert {s.dataset for s in mod.grid(plain).values()} == {"synthetic"}
     assert not {s.run_id for s in runs.values()} & {s.run_id for s in mod.grid(plain).values()}
@@ -42,9 +38,3 @@ def test_csv_override_names_its_table(tmp_path):
     for spec in scra.grid(S).values():
         assert spec.dataset == "csv" and spec.data_kw == {"root": str(tmp_path), "file": str(table)}
 
-
-def test_gholm_object_scales_need_the_benchmark(tmp_path):
-    S = profiles.settings(gholm.NOTEBOOK, "default", dataset="folder", data_root=str(tmp_path))
-    assert S.object_scales and gholm.scale_specs(S) == {}  # the bird size is a knob of the benchmark only
-    with pytest.raises(ValueError, match="object_scale"):
-        gholm.spec(S, gholm.BENCHMARK, object_scale=0.5)

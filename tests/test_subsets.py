@@ -79,7 +79,7 @@ def test_run_without_validation_split_records_it(tmp_path, monkeypatch):
     assert "15 images" in held and "the other 3" in held
 
 
-@pytest.mark.parametrize("notebook, module", [("04_gholm_net", "gholm"), ("05_convnextv2_scra", "scra")])
+@pytest.mark.parametrize("notebook, module", [("05_convnextv2_scra", "scra")])  # 04: test_experiments_gholm
 def test_paper_profiles_train_on_the_full_training_split(notebook, module):
     import importlib
 
