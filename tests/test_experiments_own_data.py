@@ -3,17 +3,14 @@
 import pytest
 
 from fgic import profiles
-from fgic.experiments import acanet, mixed_attention, multi_attention, scra
+from fgic.experiments import acanet, base, mixed_attention, multi_attention, scra
 
 MODULES = [acanet, multi_attention, mixed_attention, scra]  # 04: test_experiments_gholm (own data, no object scales)
 
 
 def bench_specs(mod, S: dict) -> dict:
     """The runs of ``mod``'s grid in the benchmark column (in smoke / default: every run)."""
-    out = mod.grid(S)
-    if mod is acanet:
-        return {k: s for k, s in out.items() if f"-{acanet.BENCHMARK}-" in k}
-    return {k: s for k, s in out.items() if k.split(":")[0].startswith(mod.BENCHMARK)}
+    return {k: s for k, s in mod.grid(S).items() if base.parse_run_name(k)[0] == base.BENCHMARK}
 
 
 @pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])
