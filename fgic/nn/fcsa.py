@@ -37,6 +37,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _tracing() -> bool:
+    """True under torch.compile / export / jit tracing (fake or symbolic tensors)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 class FCSA(nn.Module):
     def __init__(
         self,
@@ -87,94 +92,155 @@ class FCSA(nn.Module):
             w[:, i, i // kc, i % kc] = 1.0  # eq. (7) of the ACANet paper: Shift(Y', a - k/2, b - k/2)
         self.dep_conv.weight.copy_(w)
 
-    #: query tile side (output positions, see ``attention``) at stride 1; halved at stride 2 so the halo
-    #: block stays small (8 and 4 measured fastest on CPU for ACANet at 224 px)
-    tile = 8
+    #: query block (rows, cols) of output positions; None picks one per map size (``_blocks``)
+    tile: tuple[int, int] | None = None
+    #: elements of key/value blocks built per batch chunk (the batch is cut so that a chunk's blocks stay
+    #: about this size: cache-sized buffers instead of one large fresh allocation per call)
+    chunk_elems = 1 << 21
 
-    def _window_bias(self, device: torch.device, kh: int, kw: int) -> torch.Tensor:
-        """Relative-position bias of every (query in a tile, key in its halo) pair; ``-inf`` off the window.
+    def _blocks(self, ho: int, wo: int) -> tuple[int, int]:
+        """Query block (rows, cols) for an ho x wo output map: the whole map when it is small, else strips.
 
-        Returns (N, T*T, kh*kw): the query at tile cell (a, b) sees the halo key (u, w) through the
-        window offset (dy, dx) = (u - s*a - r, w - s*b - r) when |dy|, |dx| <= r.
+        Measured on CPU for ACANet at 224 and 112 px: a whole map of up to 14 x 14 queries (the keys are
+        the map itself, no copy) beats any tiling; larger maps use blocks of 2 x 8 queries at stride 1
+        and 2 x 4 at stride 2, whose key blocks (8 x 14 and 9 x 13 for a 7 x 7 window) waste about 2x the
+        window's products but are cheap to gather (column strips, see ``_attend``).
         """
-        s, ka = self.stride, self.kernel_att
-        t = max(1, self.tile // s)
-        r = ka // 2
-        a = torch.arange(t, device=device)
-        dy = torch.arange(kh, device=device).view(1, -1) - s * a.view(-1, 1) - r  # (T, kh)
-        dx = torch.arange(kw, device=device).view(1, -1) - s * a.view(-1, 1) - r  # (T, kw)
-        dy, dx = dy.view(t, 1, kh, 1), dx.view(1, t, 1, kw)
-        inside = (dy.abs() <= r) & (dx.abs() <= r)  # (T, T, kh, kw)
-        idx = ((dy + r) * ka + dx + r).clamp(0, ka * ka - 1)  # (T, T, kh, kw), window offset, row-major
-        bias = self.rel_pos[:, idx]  # (N, T, T, kh, kw): eq. (9)'s position term
-        bias = bias.masked_fill(~inside, float("-inf"))
-        return bias.reshape(self.num_heads, t * t, kh * kw)
+        if self.tile is not None:
+            return self.tile
+        if ho * wo <= 196:
+            return ho, wo
+        return (2, 8) if self.stride == 1 else (2, 4)
 
-    def _attn_mask(self, H: int, W: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """Additive mask of ``attention`` for an H x W input: position bias, -1e30 off the window or image.
+    def _layout(self, H: int, W: int) -> dict:
+        """Geometry of ``_attend`` for an H x W input (see there); plain ints and lists."""
+        s, r = self.stride, self.kernel_att // 2
+        ho, wo = -(-H // s), -(-W // s)
+        tr, tc = self._blocks(ho, wo)
+        ty, tx = -(-ho // tr), -(-wo // tc)
+        if ty == 1:  # one row of blocks: keys are all H rows, no padding
+            top, kh = 0, H
+        else:  # rows padded by r (zeros, masked) so that block i starts at padded row s*tr*i
+            top, kh = r, s * (tr - 1) + 2 * r + 1
+        hp = s * tr * (ty - 1) + kh  # padded rows
+        kw = min(W, s * (tc - 1) + 2 * r + 1)
+        c0 = [min(max(s * tc * j - r, 0), W - kw) for j in range(tx)]  # first key column of strip j (clamped)
+        runs, j = [], 0  # consecutive strips whose window sits at the same place in the strip share a mask
+        while j < tx:
+            j1 = j + 1
+            while j1 < tx and c0[j1] - s * tc * j1 == c0[j] - s * tc * j:
+                j1 += 1
+            runs.append((j, j1))
+            j = j1
+        return dict(ho=ho, wo=wo, tr=tr, tc=tc, ty=ty, tx=tx, top=top, kh=kh, hp=hp, kw=kw, c0=c0, runs=runs)
 
-        Without autograd (inference) it is cached per input size and ``rel_pos`` version.
+    def _masks(self, H: int, W: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Additive masks of ``_attend``: position bias inside a query's window, -1e30 elsewhere.
+
+        Returns (runs, N, 1, ty, tr*tc, kh*kw): for the strips of each run and each head a 4-d mask (the
+        fused kernel takes no other) over block rows, the block's queries and its keys. Without autograd
+        (inference) they are cached per input size and ``rel_pos`` version.
         """
-        tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()  # export / compile: fake tensors, no cache
+        tracing = _tracing()  # export / compile: fake tensors, no cache
         cache = self.__dict__.setdefault("_mask_cache", {})
         grad = tracing or (torch.is_grad_enabled() and self.rel_pos.requires_grad)
-        key = None if grad else (H, W, self.tile, dtype, device, self.rel_pos._version, self.rel_pos.data_ptr())
+        lay = self._layout(H, W)
+        p = self.rel_pos
+        key = None if grad else (H, W, lay["tr"], lay["tc"], dtype, device, p._version, p.data_ptr())
         if not grad and key in cache:
             return cache[key]
-        s, r, n = self.stride, self.kernel_att // 2, self.num_heads
-        t = max(1, self.tile // s)
-        ho, wo = -(-H // s), -(-W // s)
-        ty, tx = -(-ho // t), -(-wo // t)
-        kh = kw = s * (t - 1) + 2 * r + 1
-        ones = F.pad(
-            torch.ones(1, 1, H, W, device=device), (r, s * t * (tx - 1) + kw - W - r, r, s * t * (ty - 1) + kh - H - r)
-        )
-        outside = ones.unfold(2, kh, s * t).unfold(3, kw, s * t).reshape(ty, tx, 1, kh * kw) == 0  # padding, not image
-        bias = self._window_bias(device, kh, kw).view(n, 1, 1, t * t, kh * kw)
-        # -inf off the window or outside the image, made finite: a padded query beyond (Ho, Wo) may see no
-        # key at all, and a finite row keeps its (cropped) softmax and gradients free of NaN
-        bias = bias.masked_fill(outside, float("-inf")).clamp(min=-1e30)
-        bias = bias.reshape(1, n * ty * tx, t * t, kh * kw).to(dtype)
+        s, ka = self.stride, self.kernel_att
+        r = ka // 2
+        tr, tc, ty, kh, kw, top = (lay[k] for k in ("tr", "tc", "ty", "kh", "kw", "top"))
+        ar = lambda m: torch.arange(m, device=device)  # noqa: E731
+        dy = (ar(kh) - top).view(1, -1) - s * ar(tr).view(-1, 1)  # (tr, kh): key row - query row
+        rows = s * tr * ar(ty).view(-1, 1) - top + ar(kh)  # (ty, kh): image row of each block's key rows
+        row_ok = ((rows >= 0) & (rows < H)).view(1, ty, 1, 1, kh, 1)  # padding rows are masked
+        masks = []
+        for j0, _ in lay["runs"]:
+            dx = (lay["c0"][j0] - s * tc * j0 + ar(kw)).view(1, -1) - s * ar(tc).view(-1, 1)  # (tc, kw)
+            dyv, dxv = dy.view(tr, 1, kh, 1), dx.view(1, tc, 1, kw)
+            inside = (dyv.abs() <= r) & (dxv.abs() <= r)  # (tr, tc, kh, kw): key in the query's window
+            idx = ((dyv + r) * ka + dxv + r).clamp(0, ka * ka - 1)  # window offset, row-major
+            bias = self.rel_pos[:, idx].unsqueeze(1)  # (N, 1, tr, tc, kh, kw): eq. (9)'s position term
+            masks.append(bias.masked_fill(~(inside & row_ok), float("-inf")))  # (N, ty, tr, tc, kh, kw)
+        # -inf made finite: a padded query beyond (Ho, Wo) may see no key at all, and a finite row keeps its
+        # (cropped) softmax and gradients free of NaN
+        out = torch.stack(masks).clamp(min=-1e30).reshape(len(masks), self.num_heads, 1, ty, tr * tc, kh * kw)
+        out = out.to(dtype)
         if not grad:
             cache.clear()
-            cache[key] = bias
-        return bias
+            cache[key] = out
+        return out
 
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Local-window multi-head self-attention, eqs. (9) and (11); (B, C, H, W) x3 -> (B, C, Ho, Wo)."""
         return self._attend(q, torch.cat([k, v], dim=1))
 
     def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        """``attention`` with keys and values stacked along channels, kv: (B, 2C, H, W).
+        """``attention`` with keys and values stacked along channels, kv: (B, 2C, H, W), any memory layout.
 
-        Vectorised as blocked ("halo") attention: the output map is cut into ``tile`` x ``tile`` query
-        tiles; every tile reads one (s*(T-1) + 2r + 1)^2 block of keys/values that covers all its windows
-        (overlapping views of the zero-padded maps, one copy for k and v together), and one fused scaled
-        dot-product attention takes all tiles, with the relative-position bias and a mask for keys outside
-        a query's window or outside the image (``_attn_mask``). It computes exactly the windowed softmax
-        (masked keys get weight 0); the products also run over the masked halo keys (about 4x the window's
-        multiply-adds at T = 8, stride 1), which one fused kernel does far faster than 49 element-wise passes.
+        Blocked local attention. The output map is cut into blocks of tr x tc queries (``_blocks``; the
+        whole map when it is small); block (i, j) reads the keys of rows s*tr*i - r ... (kh rows, zero rows
+        above and below the image) and of kw columns starting at c0(j) (clamped into the image), which
+        cover all its windows. Keys are read channels-last: a block's keys are then one strided run of
+        memory in a copy of the map cut into column strips (tx, B, rows, kw, 2C), or in the map itself when
+        one strip is the whole width, so that every block of a strip is a view, not a copy. Per strip run
+        (strips whose windows sit alike) and head, one fused scaled dot-product attention takes all blocks
+        with the relative-position bias and the window mask (``_masks``). It computes exactly the windowed
+        softmax (masked keys get weight 0); the products also run over the masked keys of the block.
         """
         B, C, H, W = q.shape
         n, d, s = self.num_heads, self.head_dim, self.stride
-        t = max(1, self.tile // s)  # query tile side
-        r = self.kernel_att // 2
-        q = q[:, :, ::s, ::s]  # queries at the output positions, (B, C, Ho, Wo)
-        ho, wo = q.shape[-2:]
-        ty, tx = -(-ho // t), -(-wo // t)  # tiles per column / row
-        kh = kw = s * (t - 1) + 2 * r + 1  # halo block of one tile
-        ph, pw = s * t * (ty - 1) + kh, s * t * (tx - 1) + kw  # padded key map covering every halo
-        kv = F.pad(kv, (r, pw - W - r, r, ph - H - r))  # (B, 2C, ph, pw), negative pads crop
-        kv = kv.unfold(2, kh, s * t).unfold(3, kw, s * t)  # (B, 2C, ty, tx, kh, kw), a view
-        kv = kv.reshape(B, 2, n, d, ty, tx, kh, kw).permute(1, 0, 2, 4, 5, 6, 7, 3)  # (2, B, N, ty, tx, kh, kw, d)
-        kt, vt = kv.reshape(2, B, n * ty * tx, kh * kw, d)  # one copy: (B, N*ty*tx, kh*kw, d) each
-        qt = F.pad(q, (0, tx * t - wo, 0, ty * t - ho)).reshape(B, n, d, ty, t, tx, t)
-        qt = qt.permute(0, 1, 3, 5, 4, 6, 2).reshape(B, n * ty * tx, t * t, d)  # (B, N*ty*tx, T*T, d)
-        bias = self._attn_mask(H, W, q.dtype, q.device)  # (1, N*ty*tx, T*T, kh*kw)
-        # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v in one fused kernel; masked keys get weight 0
-        out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=bias, scale=self.scale)  # (B, N*ty*tx, T*T, d)
-        out = out.reshape(B, n, ty, tx, t, t, d).permute(0, 1, 6, 2, 4, 3, 5).reshape(B, C, ty * t, tx * t)
-        return out[:, :, :ho, :wo]  # heads concatenated, eq. (11)
+        lay = self._layout(H, W)
+        ho, wo, tr, tc, ty, tx = (lay[k] for k in ("ho", "wo", "tr", "tc", "ty", "tx"))
+        kh, kw, hp, top = lay["kh"], lay["kw"], lay["hp"], lay["top"]
+        masks = self._masks(H, W, q.dtype, q.device)  # (runs, N, 1, ty, tr*tc, kh*kw)
+        out = q.new_empty(B, ty, tr, tx, tc, C)  # channels-last, blocks padded
+        outv = out.view(B, ty, tr, tx, tc, n, d)
+        kvl = kv.permute(0, 2, 3, 1)  # (B, H, W, 2C)
+        ql = q[:, :, ::s, ::s].permute(0, 2, 3, 1)  # (B, Ho, Wo, C): queries at the output positions
+        kvl = kvl if kvl.stride(-1) == 1 else kvl.contiguous()  # channels-last
+        ql = ql if ql.stride(-1) == 1 else ql.contiguous()
+        per_image = tx * hp * kw * 2 * C
+        bc = max(1, self.chunk_elems // max(1, per_image))  # images per chunk
+        if _tracing() or B <= bc:  # one chunk, batch size left symbolic for export
+            chunks = [slice(None)]
+        else:
+            chunks = [slice(b0, b0 + bc) for b0 in range(0, B, bc)]
+        for sl in chunks:
+            kvp, qb, ob = kvl[sl], ql[sl], outv[sl]
+            nb = kvp.shape[0]
+            if tx == 1 and hp == H:
+                strips = kvp.unsqueeze(0)  # (1, nb, H, W, 2C): the map itself, a view
+            else:  # one copy: column strips (clamped into the image) with zero rows above and below
+                rows = min(H, hp - top)  # image rows that blocks read (the last one may be unread at stride 2)
+                strips = kvp.new_empty(tx, nb, hp, kw, 2 * C)
+                strips[:, :, :top].zero_()
+                strips[:, :, top + rows :].zero_()
+                for j, c in enumerate(lay["c0"]):
+                    strips[j, :, top : top + rows].copy_(kvp[:, :rows, c : c + kw])  # (tx, nb, hp, kw, 2C)
+            blocks = strips.unfold(2, kh, s * tr).permute(0, 1, 2, 5, 3, 4)  # (tx, nb, ty, kh, kw, 2C)
+            if (ty * tr, tx * tc) != (ho, wo):
+                qb = F.pad(qb, (0, 0, 0, tx * tc - wo, 0, ty * tr - ho))  # (nb, ty*tr, tx*tc, C)
+            qb = qb.reshape(nb, ty, tr, tx, tc, C).permute(3, 0, 1, 2, 4, 5)  # (tx, nb, ty, tr, tc, C)
+            qb = qb.reshape(tx * nb, ty, tr * tc, C)  # a view for one whole-width strip at stride 1
+            for (j0, j1), mask in zip(lay["runs"], masks):
+                kb = blocks[j0:j1].reshape((j1 - j0) * nb, ty, kh * kw, 2 * C)  # (strips*nb, ty, keys, 2C), a view
+                qr = qb if (j0, j1) == (0, tx) else qb[j0 * nb : j1 * nb]  # (strips*nb, ty, tr*tc, C)
+                for h in range(n):
+                    # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v; masked keys get weight 0
+                    o = F.scaled_dot_product_attention(
+                        qr[..., h * d : (h + 1) * d],
+                        kb[..., h * d : (h + 1) * d],
+                        kb[..., C + h * d : C + (h + 1) * d],
+                        attn_mask=mask[h],  # (1, ty, tr*tc, kh*kw)
+                        scale=self.scale,
+                    )  # (strips*nb, ty, tr*tc, d)
+                    o = o.view(j1 - j0, nb, ty, tr, tc, d).permute(1, 2, 3, 0, 4, 5)
+                    ob[:, :, :, j0:j1, :, h].copy_(o)
+        out = out.view(B, ty * tr, tx * tc, C)[:, :ho, :wo]
+        return out.permute(0, 3, 1, 2)  # (B, C, Ho, Wo), heads concatenated (eq. (11)), channels-last memory
 
     def convolution(self, qkv: torch.Tensor) -> torch.Tensor:
         """Shift-and-aggregate convolution from the same projections, eqs. (6)-(8); -> (B, C, Ho, Wo).
@@ -188,7 +254,7 @@ class FCSA(nn.Module):
         f = torch.matmul(self.fc.weight[:, :, 0, 0], qkv.view(B, 3 * n, d, H * W).transpose(1, 2))
         return self.dep_conv(f.reshape(B, -1, H, W))  # eqs. (7), (8): shift by the kernel offset and sum
 
-    def conv_weight(self) -> torch.Tensor:
+    def conv_weight(self, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The convolution path as one k x k conv of the input, (C, Cin, k, k); it equals ``convolution``.
 
         Projections (eq. (10)), the fully connected mix (eq. (6)) and the grouped shift conv (eqs. (7),
@@ -197,20 +263,28 @@ class FCSA(nn.Module):
         of the grouped conv) is sum_i W_dep[o, i] * shift(P[g, i] . x), a k x k conv with weight
         W[o, :, a, b] = sum_i W_dep[o, i, a, b] P[g(o), i]. One dense conv runs far faster than the
         kk*d-channel intermediate and the grouped conv it replaces (same result; gradients flow through W).
+        ``scale`` (a scalar, beta in ``forward``) multiplies the result, applied to the small factor P.
         """
-        n, d, cin = self.num_heads, self.head_dim, self.in_chs
+        n, d, cin, kc = self.num_heads, self.head_dim, self.in_chs, self.kernel_conv
         w_qkv = torch.cat([self.q.weight, self.k.weight, self.v.weight]).view(3 * n, d, cin)  # (3N, d, Cin)
         fc = self.fc.weight[:, :, 0, 0]  # (kk, 3N)
-        p = torch.einsum("ic,cjn->jin", fc, w_qkv)  # (d, kk, Cin)
-        p = p.repeat_interleave(self.out_chs // d, dim=0)  # (C, kk, Cin): row o holds P[o // N]
-        return torch.einsum("oiab,oin->onab", self.dep_conv.weight, p)  # (C, Cin, k, k)
+        p = torch.einsum("ic,cjn->jin", fc if scale is None else scale * fc, w_qkv)  # (d, kk, Cin)
+        w_dep = self.dep_conv.weight.view(d, n, kc * kc, kc * kc)  # (groups d, N, kk maps, k*k taps)
+        w = torch.einsum("gmia,gin->gmna", w_dep, p)  # (d, N, Cin, k*k): output channel o = g*N + m
+        return w.reshape(self.out_chs, cin, kc, kc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, ceil(H/s), ceil(W/s))
-        w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # stage I, eq. (10): one 1x1 conv
-        qkv = F.conv2d(x, w)  # (B, 3C, H, W)
-        q, kv = qkv[:, : self.out_chs], qkv[:, self.out_chs :]  # (B, C, H, W), (B, 2C, H, W)
-        conv = F.conv2d(x, self.conv_weight(), stride=self.stride, padding=self.kernel_conv // 2)  # eqs. (6)-(8)
-        return torch.addcmul(self.beta * conv, self.alpha, self._attend(q, kv))
+        B, _, H, W = x.shape
+        C = self.out_chs
+        # stage I, eq. (10): the three 1x1 projections as one matmul that writes channels-last (what the
+        # attention reads); alpha is folded into v (the attention is linear in v), beta into the conv weight
+        w = torch.cat([self.q.weight, self.k.weight, self.alpha * self.v.weight])[:, :, 0, 0]  # (3C, Cin)
+        qkv = torch.matmul(x.flatten(2).transpose(1, 2), w.t())  # (B, H*W, 3C)
+        qkv = qkv.view(B, H, W, 3 * C).permute(0, 3, 1, 2)  # (B, 3C, H, W), channels-last memory
+        q, kv = qkv[:, :C], qkv[:, C:]  # (B, C, H, W), (B, 2C, H, W)
+        w_conv = self.conv_weight(self.beta)  # eqs. (6)-(8), times beta
+        conv = F.conv2d(x, w_conv, stride=self.stride, padding=self.kernel_conv // 2)  # (B, C, Ho, Wo)
+        return conv.add_(self._attend(q, kv))  # beta * conv + alpha * attention
 
     def extra_repr(self) -> str:
         return (
