@@ -37,6 +37,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _count_cpu_flash_attention() -> None:
+    """Give ``FlopCounterMode`` the FLOPs of the CPU flash-attention kernel, which FCSA's attention runs on.
+
+    torch counts the CUDA SDPA kernels but has no formula for ``_scaled_dot_product_flash_attention_for_cpu``
+    (it counts 0), so ``fgic.profile.complexity`` would miss the attention; the formula is torch's own SDPA
+    count (the q.k and attn.v products, masked keys included). Registered once, only where torch has none.
+    """
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+    fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    if fwd is not None and fwd not in fc.flop_registry:
+        fc.register_flop_formula(fwd)(lambda q, k, v, *a, out_shape=None, **kw: fc.sdpa_flop_count(q, k, v))
+    if bwd is not None and bwd not in fc.flop_registry:
+        fc.register_flop_formula(bwd)(
+            lambda g, q, k, v, *a, out_shape=None, **kw: fc.sdpa_backward_flop_count(g, q, k, v)
+        )
+
+
+_count_cpu_flash_attention()
+
+
 def _tracing() -> bool:
     """True under torch.compile / export / jit tracing (fake or symbolic tensors)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
@@ -94,8 +117,8 @@ class FCSA(nn.Module):
 
     #: query block (rows, cols) of output positions; None picks one per map size (``_blocks``)
     tile: tuple[int, int] | None = None
-    #: elements of key/value blocks built per batch chunk (the batch is cut so that a chunk's blocks stay
-    #: about this size: cache-sized buffers instead of one large fresh allocation per call)
+    #: elements of projections and key/value blocks built per batch chunk (the batch is cut so that a
+    #: chunk's buffers stay about this size: cache-sized buffers, not large fresh allocations each call)
     chunk_elems = 1 << 21
 
     def _blocks(self, ho: int, wo: int) -> tuple[int, int]:
@@ -111,6 +134,13 @@ class FCSA(nn.Module):
         if ho * wo <= 196:
             return ho, wo
         return (2, 8) if self.stride == 1 else (2, 4)
+
+    def _chunks(self, B: int, per_image: int) -> list[slice]:
+        """Batch slices of at most ``chunk_elems`` elements at ``per_image`` each (one image at least)."""
+        bc = max(1, self.chunk_elems // max(1, per_image))
+        if _tracing() or B <= bc:  # one chunk, batch size left symbolic for export
+            return [slice(None)]
+        return [slice(b0, b0 + bc) for b0 in range(0, B, bc)]
 
     def _layout(self, H: int, W: int) -> dict:
         """Geometry of ``_attend`` for an H x W input (see there); plain ints and lists."""
@@ -202,12 +232,7 @@ class FCSA(nn.Module):
         ql = q[:, :, ::s, ::s].permute(0, 2, 3, 1)  # (B, Ho, Wo, C): queries at the output positions
         kvl = kvl if kvl.stride(-1) == 1 else kvl.contiguous()  # channels-last
         ql = ql if ql.stride(-1) == 1 else ql.contiguous()
-        per_image = tx * hp * kw * 2 * C
-        bc = max(1, self.chunk_elems // max(1, per_image))  # images per chunk
-        if _tracing() or B <= bc:  # one chunk, batch size left symbolic for export
-            chunks = [slice(None)]
-        else:
-            chunks = [slice(b0, b0 + bc) for b0 in range(0, B, bc)]
+        chunks = self._chunks(B, tx * hp * kw * 2 * C)
         for sl in chunks:
             kvp, qb, ob = kvl[sl], ql[sl], outv[sl]
             nb = kvp.shape[0]
@@ -279,12 +304,16 @@ class FCSA(nn.Module):
         # stage I, eq. (10): the three 1x1 projections as one matmul that writes channels-last (what the
         # attention reads); alpha is folded into v (the attention is linear in v), beta into the conv weight
         w = torch.cat([self.q.weight, self.k.weight, self.alpha * self.v.weight])[:, :, 0, 0]  # (3C, Cin)
-        qkv = torch.matmul(x.flatten(2).transpose(1, 2), w.t())  # (B, H*W, 3C)
-        qkv = qkv.view(B, H, W, 3 * C).permute(0, 3, 1, 2)  # (B, 3C, H, W), channels-last memory
-        q, kv = qkv[:, :C], qkv[:, C:]  # (B, C, H, W), (B, 2C, H, W)
         w_conv = self.conv_weight(self.beta)  # eqs. (6)-(8), times beta
-        conv = F.conv2d(x, w_conv, stride=self.stride, padding=self.kernel_conv // 2)  # (B, C, Ho, Wo)
-        return conv.add_(self._attend(q, kv))  # beta * conv + alpha * attention
+        out = F.conv2d(x, w_conv, stride=self.stride, padding=self.kernel_conv // 2)  # (B, C, Ho, Wo)
+        xf = x.flatten(2).transpose(1, 2)  # (B, H*W, Cin)
+        lay = self._layout(H, W)
+        for sl in self._chunks(B, H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C):
+            qkv = torch.matmul(xf[sl], w.t())  # (b, H*W, 3C)
+            qkv = qkv.view(-1, H, W, 3 * C).permute(0, 3, 1, 2)  # (b, 3C, H, W), channels-last memory
+            q, kv = qkv[:, :C], qkv[:, C:]  # (b, C, H, W), (b, 2C, H, W)
+            out[sl] += self._attend(q, kv)  # beta * conv + alpha * attention
+        return out
 
     def extra_repr(self) -> str:
         return (
