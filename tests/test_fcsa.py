@@ -54,7 +54,10 @@ def test_attention_equals_the_loop_at_every_acanet_stage(cin, c, stride, h):
     with torch.no_grad():
         m.rel_pos.normal_()
     q, k, v = (torch.randn(1, c, h, h) for _ in range(3))  # (B, C, H, W)
-    torch.testing.assert_close(m.attention(q, k, v), loop_attention(m, q, k, v), atol=1e-5, rtol=1e-5)
+    ref = loop_attention(m, q, k, v)
+    torch.testing.assert_close(m.attention(q, k, v), ref, atol=1e-5, rtol=1e-5)  # autograd path
+    with torch.no_grad():  # inference path (in-place buffers, cached masks)
+        torch.testing.assert_close(m.attention(q, k, v), ref, atol=1e-5, rtol=1e-5)
 
 
 CASES = [  # (stride, heads, kernel_att, H, W, blocks): blocks None = the automatic choice
@@ -87,11 +90,13 @@ def test_blocked_attention_equals_the_loop(stride, heads, ka, h, w, blocks):
     with torch.no_grad():
         m.rel_pos.normal_()
     q, k, v = (torch.randn(2, 16, h, w) for _ in range(3))  # (B, C, H, W)
-    new, old = m.attention(q, k, v), loop_attention(m, q, k, v)
+    new, old = m.attention(q, k, v), loop_attention(m, q, k, v)  # rel_pos requires grad: autograd path
     assert new.shape == (2, 16, math.ceil(h / stride), math.ceil(w / stride))
     torch.testing.assert_close(new, old, atol=1e-5, rtol=1e-5)
-    m.chunk_elems = 1  # one image per chunk: same result
-    torch.testing.assert_close(m.attention(q, k, v), old, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # inference path, whole batch and one image per chunk
+        torch.testing.assert_close(m.attention(q, k, v), old, atol=1e-5, rtol=1e-5)
+        m.chunk_elems = 1
+        torch.testing.assert_close(m.attention(q, k, v), old, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("stride,blocks", [(1, None), (2, None), (1, (4, 4)), (2, (2, 3)), (1, (2, 8))])

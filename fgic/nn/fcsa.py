@@ -224,48 +224,68 @@ class FCSA(nn.Module):
         n, d, s = self.num_heads, self.head_dim, self.stride
         lay = self._layout(H, W)
         ho, wo, tr, tc, ty, tx = (lay[k] for k in ("ho", "wo", "tr", "tc", "ty", "tx"))
-        kh, kw, hp, top = lay["kh"], lay["kw"], lay["hp"], lay["top"]
+        kh, kw, hp = lay["kh"], lay["kw"], lay["hp"]
         masks = self._masks(H, W, q.dtype, q.device)  # (runs, N, 1, ty, tr*tc, kh*kw)
-        out = q.new_empty(B, ty, tr, tx, tc, C)  # channels-last, blocks padded
-        outv = out.view(B, ty, tr, tx, tc, n, d)
         kvl = kv.permute(0, 2, 3, 1)  # (B, H, W, 2C)
         ql = q[:, :, ::s, ::s].permute(0, 2, 3, 1)  # (B, Ho, Wo, C): queries at the output positions
         kvl = kvl if kvl.stride(-1) == 1 else kvl.contiguous()  # channels-last
         ql = ql if ql.stride(-1) == 1 else ql.contiguous()
-        chunks = self._chunks(B, tx * hp * kw * 2 * C)
+        # With autograd: one chunk, and ops whose backward is one pass (split, unbind, stack, index_select).
+        # Without: in-place copies into preallocated buffers (with autograd, each slice written or read
+        # would cost a zero-filled buffer-sized gradient), batch chunks of about ``chunk_elems``.
+        track = torch.is_grad_enabled() and (q.requires_grad or kv.requires_grad or masks.requires_grad)
+        chunks = [slice(None)] if track else self._chunks(B, tx * hp * kw * 2 * C)
+        sizes = [j1 - j0 for j0, j1 in lay["runs"]]
+        out = q.new_empty(B, ty, tr, tx, tc, C)  # channels-last, blocks padded
         for sl in chunks:
-            kvp, qb, ob = kvl[sl], ql[sl], outv[sl]
+            kvp, qb = kvl[sl], ql[sl]
             nb = kvp.shape[0]
-            if tx == 1 and hp == H:
-                strips = kvp.unsqueeze(0)  # (1, nb, H, W, 2C): the map itself, a view
-            else:  # one copy: column strips (clamped into the image) with zero rows above and below
-                rows = min(H, hp - top)  # image rows that blocks read (the last one may be unread at stride 2)
-                strips = kvp.new_empty(tx, nb, hp, kw, 2 * C)
-                strips[:, :, :top].zero_()
-                strips[:, :, top + rows :].zero_()
-                for j, c in enumerate(lay["c0"]):
-                    strips[j, :, top : top + rows].copy_(kvp[:, :rows, c : c + kw])  # (tx, nb, hp, kw, 2C)
-            blocks = strips.unfold(2, kh, s * tr).permute(0, 1, 2, 5, 3, 4)  # (tx, nb, ty, kh, kw, 2C)
+            strips = self._strips(kvp, lay, track)  # (tx, nb, hp, kw, 2C)
+            blocks = strips.unfold(2, kh, s * tr).permute(0, 1, 2, 5, 3, 4)  # (tx, nb, ty, kh, kw, 2C), a view
             if (ty * tr, tx * tc) != (ho, wo):
                 qb = F.pad(qb, (0, 0, 0, tx * tc - wo, 0, ty * tr - ho))  # (nb, ty*tr, tx*tc, C)
             qb = qb.reshape(nb, ty, tr, tx, tc, C).permute(3, 0, 1, 2, 4, 5)  # (tx, nb, ty, tr, tc, C)
-            qb = qb.reshape(tx * nb, ty, tr * tc, C)  # a view for one whole-width strip at stride 1
-            for (j0, j1), mask in zip(lay["runs"], masks):
-                kb = blocks[j0:j1].reshape((j1 - j0) * nb, ty, kh * kw, 2 * C)  # (strips*nb, ty, keys, 2C), a view
-                qr = qb if (j0, j1) == (0, tx) else qb[j0 * nb : j1 * nb]  # (strips*nb, ty, tr*tc, C)
-                for h in range(n):
+            qb = qb.reshape(tx * nb, ty, tr * tc, n, d)  # a view for one whole-width strip at stride 1
+            runs = []
+            for kb, qr, mask in zip(blocks.split(sizes), qb.split([z * nb for z in sizes]), masks.unbind(0)):
+                k, v = kb.reshape(-1, ty, kh * kw, 2, n, d).unbind(3)  # (strips*nb, ty, keys, N, d) each, views
+                heads = [
                     # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v; masked keys get weight 0
-                    o = F.scaled_dot_product_attention(
-                        qr[..., h * d : (h + 1) * d],
-                        kb[..., h * d : (h + 1) * d],
-                        kb[..., C + h * d : C + (h + 1) * d],
-                        attn_mask=mask[h],  # (1, ty, tr*tc, kh*kw)
-                        scale=self.scale,
-                    )  # (strips*nb, ty, tr*tc, d)
-                    o = o.view(j1 - j0, nb, ty, tr, tc, d).permute(1, 2, 3, 0, 4, 5)
-                    ob[:, :, :, j0:j1, :, h].copy_(o)
-        out = out.view(B, ty * tr, tx * tc, C)[:, :ho, :wo]
+                    F.scaled_dot_product_attention(qh, kh_, vh, attn_mask=mh, scale=self.scale)
+                    for qh, kh_, vh, mh in zip(qr.unbind(3), k.unbind(3), v.unbind(3), mask.unbind(0))
+                ]  # N x (strips*nb, ty, tr*tc, d), masks (1, ty, tr*tc, kh*kw)
+                runs.append(heads)
+            if track:  # (tx*nb, ty, tr*tc, N, d) -> blocks back in place
+                o = torch.cat([torch.stack(heads, 3) for heads in runs]).view(tx, nb, ty, tr, tc, C)
+                out = o.permute(1, 2, 3, 0, 4, 5)  # (B, ty, tr, tx, tc, C)
+            else:
+                ob = out[sl].view(nb, ty, tr, tx, tc, n, d)
+                for (j0, j1), heads in zip(lay["runs"], runs):
+                    for h, o in enumerate(heads):
+                        ob[:, :, :, j0:j1, :, h].copy_(o.view(j1 - j0, nb, ty, tr, tc, d).permute(1, 2, 3, 0, 4, 5))
+        out = out.reshape(B, ty * tr, tx * tc, C)[:, :ho, :wo]
         return out.permute(0, 3, 1, 2)  # (B, C, Ho, Wo), heads concatenated (eq. (11)), channels-last memory
+
+    @staticmethod
+    def _strips(kvp: torch.Tensor, lay: dict, track: bool) -> torch.Tensor:
+        """Keys/values (b, H, W, 2C) cut into column strips with zero rows: (tx, b, hp, kw, 2C)."""
+        nb, H, W, P = kvp.shape
+        tx, hp, kw, top = lay["tx"], lay["hp"], lay["kw"], lay["top"]
+        if tx == 1 and hp == H and kw == W:
+            return kvp.unsqueeze(0)  # the map itself, a view
+        rows = min(H, hp - top)  # image rows that blocks read (the last one may be unread at stride 2)
+        if track:
+            kvp = F.pad(kvp[:, :rows], (0, 0, 0, 0, top, hp - top - rows))  # (b, hp, W, 2C)
+            if tx == 1 and kw == W:
+                return kvp.unsqueeze(0)
+            cols = torch.tensor([c + w for c in lay["c0"] for w in range(kw)], device=kvp.device)
+            return kvp.index_select(2, cols).unflatten(2, (tx, kw)).permute(2, 0, 1, 3, 4).contiguous()
+        strips = kvp.new_empty(tx, nb, hp, kw, P)  # one copy, zero rows above and below
+        strips[:, :, :top].zero_()
+        strips[:, :, top + rows :].zero_()
+        for j, c in enumerate(lay["c0"]):
+            strips[j, :, top : top + rows].copy_(kvp[:, :rows, c : c + kw])
+        return strips
 
     def convolution(self, qkv: torch.Tensor) -> torch.Tensor:
         """Shift-and-aggregate convolution from the same projections, eqs. (6)-(8); -> (B, C, Ho, Wo).
@@ -308,11 +328,16 @@ class FCSA(nn.Module):
         out = F.conv2d(x, w_conv, stride=self.stride, padding=self.kernel_conv // 2)  # (B, C, Ho, Wo)
         xf = x.flatten(2).transpose(1, 2)  # (B, H*W, Cin)
         lay = self._layout(H, W)
-        for sl in self._chunks(B, H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C):
+        track = torch.is_grad_enabled() and any(p.requires_grad for p in (x, w, self.rel_pos))
+        chunks = [slice(None)] if track else self._chunks(B, H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C)
+        for sl in chunks:
             qkv = torch.matmul(xf[sl], w.t())  # (b, H*W, 3C)
             qkv = qkv.view(-1, H, W, 3 * C).permute(0, 3, 1, 2)  # (b, 3C, H, W), channels-last memory
             q, kv = qkv[:, :C], qkv[:, C:]  # (b, C, H, W), (b, 2C, H, W)
-            out[sl] += self._attend(q, kv)  # beta * conv + alpha * attention
+            if len(chunks) == 1:
+                out = out.add_(self._attend(q, kv))  # beta * conv + alpha * attention
+            else:  # inference, per batch chunk
+                out[sl] += self._attend(q, kv)
         return out
 
     def extra_repr(self) -> str:
