@@ -156,15 +156,16 @@ def test_whole_module_matches_the_loop_form(mode, stride, h, w):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
-def test_inference_mask_cache_follows_rel_pos():
+@pytest.mark.parametrize("param", ["rel_pos", "v.weight", "fc.weight", "dep_conv.weight", "alpha", "beta"])
+def test_inference_caches_follow_the_parameters(param):
     torch.manual_seed(5)
     m = FCSA(8, 8, stride=1, num_heads=2, kernel_att=5).eval()
     x = torch.randn(1, 8, 9, 9)  # (B, Cin, H, W)
     with torch.no_grad():
         a = m(x)
-        m.rel_pos.normal_()  # an optimiser step changes rel_pos in place
-        b = m(x)
-    fresh = m(x)  # with autograd: the mask is rebuilt, not cached
+        m.get_parameter(param).normal_()  # an optimiser step changes a parameter in place
+        b = m(x)  # masks and fused weights are cached without autograd, per parameter version
+    fresh = m(x)  # with autograd: nothing cached
     assert not torch.allclose(a, b)
     torch.testing.assert_close(b, fresh.detach())
 

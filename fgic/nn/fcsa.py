@@ -121,19 +121,24 @@ class FCSA(nn.Module):
     #: chunk's buffers stay about this size: cache-sized buffers, not large fresh allocations each call)
     chunk_elems = 1 << 21
 
-    def _blocks(self, ho: int, wo: int) -> tuple[int, int]:
-        """Query block (rows, cols) for an ho x wo output map: the whole map when it is small, else strips.
+    def _blocks(self, H: int, W: int) -> tuple[int, int]:
+        """Query block (rows, cols) of output positions for an H x W input (``tile`` overrides it).
 
-        Measured on CPU for ACANet at 224 and 112 px: a whole map of up to 14 x 14 queries (the keys are
-        the map itself, no copy) beats any tiling; larger maps use blocks of 2 x 8 queries at stride 1
-        and 2 x 4 at stride 2, whose key blocks (8 x 14 and 9 x 13 for a 7 x 7 window) waste about 2x the
-        window's products but are cheap to gather (column strips, see ``_attend``).
+        Chosen by measurement on CPU (ACANet at 224 and 112 px): the whole map when it has at most 256
+        positions (its keys are the map itself: no copy, one block); else blocks of one output row over
+        the whole width when that row's key rows are small (kernel_att x W <= 256, e.g. 28-wide maps);
+        else 2 x 8 blocks at stride 1, 2 x 4 at stride 2 (8 x 14 and 9 x 13 keys for a 7 x 7 window, about
+        2.3x the window's products, from column strips that cost one copy of 1.6-1.75x the keys).
         """
+        s = self.stride
+        ho, wo = -(-H // s), -(-W // s)
         if self.tile is not None:
             return self.tile
-        if ho * wo <= 196:
+        if H * W <= 256:
             return ho, wo
-        return (2, 8) if self.stride == 1 else (2, 4)
+        if self.kernel_att * W <= 256:
+            return 1, wo
+        return (2, 8) if s == 1 else (2, 4)
 
     def _chunks(self, B: int, per_image: int) -> list[slice]:
         """Batch slices of at most ``chunk_elems`` elements at ``per_image`` each (one image at least)."""
@@ -146,7 +151,7 @@ class FCSA(nn.Module):
         """Geometry of ``_attend`` for an H x W input (see there); plain ints and lists."""
         s, r = self.stride, self.kernel_att // 2
         ho, wo = -(-H // s), -(-W // s)
-        tr, tc = self._blocks(ho, wo)
+        tr, tc = self._blocks(H, W)
         ty, tx = -(-ho // tr), -(-wo // tc)
         if ty == 1:  # one row of blocks: keys are all H rows, no padding
             top, kh = 0, H
@@ -318,18 +323,37 @@ class FCSA(nn.Module):
         w = torch.einsum("gmia,gin->gmna", w_dep, p)  # (d, N, Cin, k*k): output channel o = g*N + m
         return w.reshape(self.out_chs, cin, kc, kc)
 
+    def _fused_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights of ``forward``: the projections (3C, Cin) and the composed conv (C, Cin, k, k).
+
+        Stage I, eq. (10): the three 1x1 projections as one matmul; alpha is folded into v (the attention
+        is linear in v) and beta into the conv weight (``conv_weight``). Without autograd (inference) both
+        are cached per parameter version, like a re-parameterised block (one extra copy of the weights).
+        """
+        params = [self.q.weight, self.k.weight, self.v.weight, self.fc.weight, self.dep_conv.weight]
+        params += [self.alpha, self.beta]
+        grad = _tracing() or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        cache = self.__dict__.setdefault("_weight_cache", {})
+        key = None if grad else tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in params)
+        if not grad and key in cache:
+            return cache[key]
+        w = torch.cat([self.q.weight, self.k.weight, self.alpha * self.v.weight])[:, :, 0, 0]
+        out = w, self.conv_weight(self.beta)  # eqs. (6)-(8), times beta
+        if not grad:
+            cache.clear()
+            cache[key] = out
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, ceil(H/s), ceil(W/s))
         B, _, H, W = x.shape
         C = self.out_chs
-        # stage I, eq. (10): the three 1x1 projections as one matmul that writes channels-last (what the
-        # attention reads); alpha is folded into v (the attention is linear in v), beta into the conv weight
-        w = torch.cat([self.q.weight, self.k.weight, self.alpha * self.v.weight])[:, :, 0, 0]  # (3C, Cin)
-        w_conv = self.conv_weight(self.beta)  # eqs. (6)-(8), times beta
+        w, w_conv = self._fused_weights()  # (3C, Cin), (C, Cin, k, k)
         out = F.conv2d(x, w_conv, stride=self.stride, padding=self.kernel_conv // 2)  # (B, C, Ho, Wo)
         xf = x.flatten(2).transpose(1, 2)  # (B, H*W, Cin)
         lay = self._layout(H, W)
         track = torch.is_grad_enabled() and any(p.requires_grad for p in (x, w, self.rel_pos))
-        chunks = [slice(None)] if track else self._chunks(B, H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C)
+        per_image = H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C  # projections, key/value strips
+        chunks = [slice(None)] if track else self._chunks(B, per_image)
         for sl in chunks:
             qkv = torch.matmul(xf[sl], w.t())  # (b, H*W, 3C)
             qkv = qkv.view(-1, H, W, 3 * C).permute(0, 3, 1, 2)  # (b, 3C, H, W), channels-last memory
