@@ -21,13 +21,20 @@ Written from the paper's description (not from the ACmix code), and where it dep
 - relative position encoding is a learned bias table (heads x window offsets), not ACmix's projected
   coordinate grid; no bias terms in the projections (a BN follows in the residual block).
 The ACANet paper gives no head count or window size; the defaults (4 heads, 7x7 attention window, 3x3
-shift kernel) are ACmix's. Speed and memory: the attention runs as one masked scaled-dot-product
-attention over blocks of 8 x 8 queries (4 x 4 at stride 2) and the key/value block that covers their
-windows (14 x 14 at kernel_att 7), so the products also run over masked keys (about 4x the window's
-multiply-adds) but in one fused kernel; keys and values are copied once into those blocks (about 3x).
-The convolution path runs as one dense k x k conv of the input whose weight is composed from the
-projections, the fc mix and the grouped shift conv (``conv_weight``): the same linear map, computed
-without the kk*d-channel intermediate (``convolution`` keeps the paper's step-by-step form).
+shift kernel) are ACmix's.
+
+Speed and memory (``_attend``): the attention is blocked. Small maps (<= 256 positions) are one block:
+every query against the whole map, read in place, with a mask for the window. Larger maps are cut into
+blocks of queries (one output row over the width for narrow maps; 2 x 8, or 2 x 4 at stride 2, else)
+whose keys (the rows and columns their windows cover: 8 x 14 for 2 x 8 and a 7 x 7 window, about 2.3x
+the window's products) are strided views of one channels-last copy of keys/values cut into column
+strips (1.6-1.75x the map). One fused scaled-dot-product attention (the CPU flash kernel) then takes all
+heads and blocks of alike strips, with the relative-position bias and the window/image mask added.
+The projections are one matmul that writes channels-last; alpha and beta are folded into the v
+projection and the conv weight. The convolution path runs as one dense k x k conv of the input whose
+weight is composed from the projections, the fc mix and the grouped shift conv (``conv_weight``): the
+same linear map, computed without the kk*d-channel intermediate (``convolution`` keeps the paper's
+step-by-step form). Inference (no autograd) caches masks and fused weights and works per batch chunk.
 """
 
 from __future__ import annotations
@@ -157,7 +164,8 @@ class FCSA(nn.Module):
             top, kh = 0, H
         else:  # rows padded by r (zeros, masked) so that block i starts at padded row s*tr*i
             top, kh = r, s * (tr - 1) + 2 * r + 1
-        hp = s * tr * (ty - 1) + kh  # padded rows
+        rh = s * tr * ty  # rows per head in a strip (block i of head h starts at row h*rh + s*tr*i)
+        g = self.num_heads * rh + max(kh - s * tr, top)  # rows of a strip: all heads, slack below
         kw = min(W, s * (tc - 1) + 2 * r + 1)
         c0 = [min(max(s * tc * j - r, 0), W - kw) for j in range(tx)]  # first key column of strip j (clamped)
         runs, j = [], 0  # consecutive strips whose window sits at the same place in the strip share a mask
@@ -167,13 +175,15 @@ class FCSA(nn.Module):
                 j1 += 1
             runs.append((j, j1))
             j = j1
-        return dict(ho=ho, wo=wo, tr=tr, tc=tc, ty=ty, tx=tx, top=top, kh=kh, hp=hp, kw=kw, c0=c0, runs=runs)
+        view = tx == 1 and ty == 1 and kw == W  # keys of the one block: the map itself, no copy
+        blocks = dict(ho=ho, wo=wo, tr=tr, tc=tc, ty=ty, tx=tx)
+        return dict(blocks, top=top, kh=kh, rh=rh, g=g, kw=kw, c0=c0, runs=runs, view=view)
 
     def _masks(self, H: int, W: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """Additive masks of ``_attend``: position bias inside a query's window, -1e30 elsewhere.
 
-        Returns (runs, N, 1, ty, tr*tc, kh*kw): for the strips of each run and each head a 4-d mask (the
-        fused kernel takes no other) over block rows, the block's queries and its keys. Without autograd
+        Returns (runs, 1, N*ty, tr*tc, kh*kw): for the strips of each run a mask over (head, block row),
+        the block's queries and its keys. Without autograd
         (inference) they are cached per input size and ``rel_pos`` version.
         """
         tracing = _tracing()  # export / compile: fake tensors, no cache
@@ -201,7 +211,7 @@ class FCSA(nn.Module):
             masks.append(bias.masked_fill(~(inside & row_ok), float("-inf")))  # (N, ty, tr, tc, kh, kw)
         # -inf made finite: a padded query beyond (Ho, Wo) may see no key at all, and a finite row keeps its
         # (cropped) softmax and gradients free of NaN
-        out = torch.stack(masks).clamp(min=-1e30).reshape(len(masks), self.num_heads, 1, ty, tr * tc, kh * kw)
+        out = torch.stack(masks).clamp(min=-1e30).reshape(len(masks), 1, self.num_heads * ty, tr * tc, kh * kw)
         out = out.to(dtype)
         if not grad:
             cache.clear()
@@ -216,81 +226,97 @@ class FCSA(nn.Module):
         """``attention`` with keys and values stacked along channels, kv: (B, 2C, H, W), any memory layout.
 
         Blocked local attention. The output map is cut into blocks of tr x tc queries (``_blocks``; the
-        whole map when it is small); block (i, j) reads the keys of rows s*tr*i - r ... (kh rows, zero rows
-        above and below the image) and of kw columns starting at c0(j) (clamped into the image), which
-        cover all its windows. Keys are read channels-last: a block's keys are then one strided run of
-        memory in a copy of the map cut into column strips (tx, B, rows, kw, 2C), or in the map itself when
-        one strip is the whole width, so that every block of a strip is a view, not a copy. Per strip run
-        (strips whose windows sit alike) and head, one fused scaled dot-product attention takes all blocks
-        with the relative-position bias and the window mask (``_masks``). It computes exactly the windowed
-        softmax (masked keys get weight 0); the products also run over the masked keys of the block.
+        whole map when it is small); block (i, j) reads the keys of image rows s*tr*i - r ... (kh rows;
+        all H when there is one row of blocks) and of kw columns from c0(j) (clamped into the image),
+        which cover all its windows. Keys are read channels-last from ``_strips``, a copy cut into column
+        strips with each head's rows apart, (2, tx, B, g, kw, d), where the keys of block (i, j) of head h
+        are one strided run of memory (rows h*rh + s*tr*i ...): every block is a view, and (strip, image)
+        and (head, block row) are the two batch dims of one fused scaled dot-product attention per strip
+        run (strips whose windows sit alike, so they share a mask). The whole-map block reads the map in
+        place. The mask (``_masks``) adds the relative-position bias and -1e30 off the window or the
+        image (rows of padding or of another head), so this is exactly the windowed softmax (masked keys
+        get weight 0); the products also run over the masked keys of the block.
         """
         B, C, H, W = q.shape
         n, d, s = self.num_heads, self.head_dim, self.stride
         lay = self._layout(H, W)
         ho, wo, tr, tc, ty, tx = (lay[k] for k in ("ho", "wo", "tr", "tc", "ty", "tx"))
-        kh, kw, hp = lay["kh"], lay["kw"], lay["hp"]
-        masks = self._masks(H, W, q.dtype, q.device)  # (runs, N, 1, ty, tr*tc, kh*kw)
+        kh, kw, g = lay["kh"], lay["kw"], lay["g"]
+        masks = self._masks(H, W, q.dtype, q.device)  # (runs, 1, N*ty, tr*tc, kh*kw)
         kvl = kv.permute(0, 2, 3, 1)  # (B, H, W, 2C)
         ql = q[:, :, ::s, ::s].permute(0, 2, 3, 1)  # (B, Ho, Wo, C): queries at the output positions
         kvl = kvl if kvl.stride(-1) == 1 else kvl.contiguous()  # channels-last
         ql = ql if ql.stride(-1) == 1 else ql.contiguous()
-        # With autograd: one chunk, and ops whose backward is one pass (split, unbind, stack, index_select).
+        # With autograd: one chunk, and ops whose backward is one pass (split, stack, cat, index_select).
         # Without: in-place copies into preallocated buffers (with autograd, each slice written or read
         # would cost a zero-filled buffer-sized gradient), batch chunks of about ``chunk_elems``.
         track = torch.is_grad_enabled() and (q.requires_grad or kv.requires_grad or masks.requires_grad)
-        chunks = [slice(None)] if track else self._chunks(B, tx * hp * kw * 2 * C)
+        chunks = [slice(None)] if track else self._chunks(B, tx * g * kw * 2 * d)
         sizes = [j1 - j0 for j0, j1 in lay["runs"]]
-        out = q.new_empty(B, ty, tr, tx, tc, C)  # channels-last, blocks padded
+        out = q.new_empty(B, ty, tr, tx, tc, n, d)  # channels-last, blocks padded
         for sl in chunks:
             kvp, qb = kvl[sl], ql[sl]
             nb = kvp.shape[0]
-            strips = self._strips(kvp, lay, track)  # (tx, nb, hp, kw, 2C)
-            blocks = strips.unfold(2, kh, s * tr).permute(0, 1, 2, 5, 3, 4)  # (tx, nb, ty, kh, kw, 2C), a view
+            if lay["view"]:  # one block: (nb, N, keys, d) views of the map, heads as the second dim
+                kv_ = kvp.reshape(nb, H * W, 2, n, d).permute(2, 0, 3, 1, 4).unsqueeze(1)  # (2, 1, nb, N, HW, d)
+            else:  # (2, tx, nb, N*ty, kh*kw, d): views into the strips, block (h, i) at row h*rh + s*tr*i
+                strips = self._strips(kvp, lay, n, track)  # (2, tx, nb, g, kw, d)
+                kv_ = strips.unfold(3, kh, s * tr)[:, :, :, : n * ty].permute(0, 1, 2, 3, 6, 4, 5)  # (.., kh, kw, d)
             if (ty * tr, tx * tc) != (ho, wo):
                 qb = F.pad(qb, (0, 0, 0, tx * tc - wo, 0, ty * tr - ho))  # (nb, ty*tr, tx*tc, C)
-            qb = qb.reshape(nb, ty, tr, tx, tc, C).permute(3, 0, 1, 2, 4, 5)  # (tx, nb, ty, tr, tc, C)
-            qb = qb.reshape(tx * nb, ty, tr * tc, n, d)  # a view for one whole-width strip at stride 1
+            qb = qb.reshape(nb, ty, tr, tx, tc, n, d).permute(3, 0, 5, 1, 2, 4, 6)  # (tx, nb, N, ty, tr, tc, d)
+            qb = qb.reshape(tx * nb, n * ty, tr * tc, d)  # a view for the whole map at stride 1
             runs = []
-            for kb, qr, mask in zip(blocks.split(sizes), qb.split([z * nb for z in sizes]), masks.unbind(0)):
-                k, v = kb.reshape(-1, ty, kh * kw, 2, n, d).unbind(3)  # (strips*nb, ty, keys, N, d) each, views
-                heads = [
-                    # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v; masked keys get weight 0
-                    F.scaled_dot_product_attention(qh, kh_, vh, attn_mask=mh, scale=self.scale)
-                    for qh, kh_, vh, mh in zip(qr.unbind(3), k.unbind(3), v.unbind(3), mask.unbind(0))
-                ]  # N x (strips*nb, ty, tr*tc, d), masks (1, ty, tr*tc, kh*kw)
-                runs.append(heads)
-            if track:  # (tx*nb, ty, tr*tc, N, d) -> blocks back in place
-                o = torch.cat([torch.stack(heads, 3) for heads in runs]).view(tx, nb, ty, tr, tc, C)
-                out = o.permute(1, 2, 3, 0, 4, 5)  # (B, ty, tr, tx, tc, C)
+            for kr, vr, qr, mask in zip(
+                kv_[0].split(sizes), kv_[1].split(sizes), qb.split([z * nb for z in sizes]), masks.unbind(0)
+            ):
+                # eqs. (9), (11): softmax(q.k / sqrt(d) + position) . v for every head and block of the run;
+                # masked keys get weight 0
+                runs.append(
+                    F.scaled_dot_product_attention(
+                        qr,  # (strips*nb, N*ty, tr*tc, d)
+                        kr.reshape(-1, n * ty, kh * kw, d),  # a view
+                        vr.reshape(-1, n * ty, kh * kw, d),
+                        attn_mask=mask,  # (1, N*ty, tr*tc, kh*kw)
+                        scale=self.scale,
+                    )  # (strips*nb, N*ty, tr*tc, d)
+                )
+            if track:  # blocks back in place
+                o = torch.cat(runs).view(tx, nb, n, ty, tr, tc, d)
+                out = o.permute(1, 3, 4, 0, 5, 2, 6)  # (B, ty, tr, tx, tc, N, d)
             else:
-                ob = out[sl].view(nb, ty, tr, tx, tc, n, d)
-                for (j0, j1), heads in zip(lay["runs"], runs):
-                    for h, o in enumerate(heads):
-                        ob[:, :, :, j0:j1, :, h].copy_(o.view(j1 - j0, nb, ty, tr, tc, d).permute(1, 2, 3, 0, 4, 5))
+                ob = out[sl]
+                for (j0, j1), o in zip(lay["runs"], runs):
+                    ob[:, :, :, j0:j1].copy_(o.view(j1 - j0, nb, n, ty, tr, tc, d).permute(1, 3, 4, 0, 5, 2, 6))
         out = out.reshape(B, ty * tr, tx * tc, C)[:, :ho, :wo]
         return out.permute(0, 3, 1, 2)  # (B, C, Ho, Wo), heads concatenated (eq. (11)), channels-last memory
 
     @staticmethod
-    def _strips(kvp: torch.Tensor, lay: dict, track: bool) -> torch.Tensor:
-        """Keys/values (b, H, W, 2C) cut into column strips with zero rows: (tx, b, hp, kw, 2C)."""
+    def _strips(kvp: torch.Tensor, lay: dict, n: int, track: bool) -> torch.Tensor:
+        """Keys/values (b, H, W, 2C) cut into column strips, heads apart: (2, tx, b, g, kw, d).
+
+        Strip j holds columns c0(j) ... c0(j) + kw - 1; image row y of head h sits at row top + h*rh + y
+        (rh >= H), the other rows are zeros. A block reads rows of zeros or of the neighbouring head only
+        where its window leaves the image, and the mask drops them.
+        """
         nb, H, W, P = kvp.shape
-        tx, hp, kw, top = lay["tx"], lay["hp"], lay["kw"], lay["top"]
-        if tx == 1 and hp == H and kw == W:
-            return kvp.unsqueeze(0)  # the map itself, a view
-        rows = min(H, hp - top)  # image rows that blocks read (the last one may be unread at stride 2)
+        d = P // (2 * n)
+        tx, rh, g, kw, top = lay["tx"], lay["rh"], lay["g"], lay["kw"], lay["top"]  # H <= rh
         if track:
-            kvp = F.pad(kvp[:, :rows], (0, 0, 0, 0, top, hp - top - rows))  # (b, hp, W, 2C)
-            if tx == 1 and kw == W:
-                return kvp.unsqueeze(0)
+            kvp = F.pad(kvp, (0, 0, 0, 0, 0, rh - H))  # (b, rh, W, 2C)
             cols = torch.tensor([c + w for c in lay["c0"] for w in range(kw)], device=kvp.device)
-            return kvp.index_select(2, cols).unflatten(2, (tx, kw)).permute(2, 0, 1, 3, 4).contiguous()
-        strips = kvp.new_empty(tx, nb, hp, kw, P)  # one copy, zero rows above and below
-        strips[:, :, :top].zero_()
-        strips[:, :, top + rows :].zero_()
+            st = kvp.index_select(2, cols).view(nb, rh, tx, kw, 2, n, d).permute(4, 2, 0, 5, 1, 3, 6)
+            st = st.reshape(2, tx, nb, n * rh, kw, d)  # head h's row y at h*rh + y
+            return F.pad(st, (0, 0, 0, 0, top, g - n * rh - top))
+        st = kvp.new_empty(2, tx, nb, g, kw, d)  # one copy
+        heads = st[:, :, :, top : top + n * rh].view(2, tx, nb, n, rh, kw, d)
+        st[:, :, :, :top].zero_()
+        st[:, :, :, top + n * rh :].zero_()
+        heads[:, :, :, :, H:].zero_()
         for j, c in enumerate(lay["c0"]):
-            strips[j, :, top : top + rows].copy_(kvp[:, :rows, c : c + kw])
-        return strips
+            src = kvp[:, :, c : c + kw].reshape(nb, H, kw, 2, n, d).permute(3, 0, 4, 1, 2, 5)
+            heads[:, j, :, :, :H].copy_(src)  # (2, b, N, H, kw, d)
+        return st
 
     def convolution(self, qkv: torch.Tensor) -> torch.Tensor:
         """Shift-and-aggregate convolution from the same projections, eqs. (6)-(8); -> (B, C, Ho, Wo).
@@ -352,7 +378,7 @@ class FCSA(nn.Module):
         xf = x.flatten(2).transpose(1, 2)  # (B, H*W, Cin)
         lay = self._layout(H, W)
         track = torch.is_grad_enabled() and any(p.requires_grad for p in (x, w, self.rel_pos))
-        per_image = H * W * 3 * C + lay["tx"] * lay["hp"] * lay["kw"] * 2 * C  # projections, key/value strips
+        per_image = H * W * 3 * C + lay["tx"] * lay["g"] * lay["kw"] * 2 * self.head_dim  # projections, strips
         chunks = [slice(None)] if track else self._chunks(B, per_image)
         for sl in chunks:
             qkv = torch.matmul(xf[sl], w.t())  # (b, H*W, 3C)
