@@ -194,3 +194,23 @@ def test_inference_mask_cache_follows_the_blocks():
         c = m(torch.randn(1, 8, 12, 12))  # nor one of another size
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert c.shape == (1, 8, 12, 12)
+
+
+def test_flop_count_counts_the_attention_whatever_was_cached():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(9)
+    m = FCSA(8, 16, num_heads=2).eval()
+    x = torch.randn(1, 8, 20, 20)  # (B, Cin, H, W): strips of blocks
+    counts = []
+    for _ in range(3):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            m(x)
+        counts.append(fc.get_total_flops())
+        with torch.no_grad():
+            m(x)  # caches filled outside the counter
+    assert counts[0] == counts[1] == counts[2]
+    window = 2 * 2 * 16 * 20 * 20 * 49  # q.k and attn.v over 7 x 7 windows (an upper bound here)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m.attention(*(torch.randn(1, 16, 20, 20) for _ in range(3)))
+    assert fc.get_total_flops() >= window  # the fused CPU kernel is counted, masked keys included

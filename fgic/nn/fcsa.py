@@ -72,6 +72,14 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
+def _no_cache() -> bool:
+    """True where inference caches must not be used: tracing, or a dispatch mode such as FlopCounterMode
+    (whose count would then depend on what earlier calls cached) or fake tensors."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    return _tracing() or is_in_torch_dispatch_mode()
+
+
 class FCSA(nn.Module):
     def __init__(
         self,
@@ -186,9 +194,8 @@ class FCSA(nn.Module):
         the block's queries and its keys. Without autograd
         (inference) they are cached per input size and ``rel_pos`` version.
         """
-        tracing = _tracing()  # export / compile: fake tensors, no cache
         cache = self.__dict__.setdefault("_mask_cache", {})
-        grad = tracing or (torch.is_grad_enabled() and self.rel_pos.requires_grad)
+        grad = _no_cache() or (torch.is_grad_enabled() and self.rel_pos.requires_grad)
         lay = self._layout(H, W)
         p = self.rel_pos
         key = None if grad else (H, W, lay["tr"], lay["tc"], dtype, device, p._version, p.data_ptr())
@@ -358,7 +365,7 @@ class FCSA(nn.Module):
         """
         params = [self.q.weight, self.k.weight, self.v.weight, self.fc.weight, self.dep_conv.weight]
         params += [self.alpha, self.beta]
-        grad = _tracing() or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        grad = _no_cache() or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
         cache = self.__dict__.setdefault("_weight_cache", {})
         key = None if grad else tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in params)
         if not grad and key in cache:
