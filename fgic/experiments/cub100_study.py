@@ -108,6 +108,9 @@ def grid(S: Cub100Study) -> dict[str, RunSpec]:
     return {base.run_name(S.dataset, row, s): spec(S, row, s) for s in S.seeds for row in S.rows}
 
 
+
+specs = grid  # the former name of ``grid`` in the experiment modules (tests that still call ``specs``)
+
 # ------------------------------------------------------------------------------------------ committed records
 def committed(S: Cub100Study, group: str | None = None) -> dict[str, Record]:
     """``{run name: record}`` of the finished records in ``runs/<group>/`` (default: ``S.profile``) whose spec
