@@ -95,10 +95,10 @@ def pairs(S: Cub100Study) -> dict[str, list[str]]:
 
 
 def spec(S: Cub100Study, row: str, seed: int) -> RunSpec:
+    """The run of ``row`` with training seed ``seed`` (the data split is the same for every seed)."""
     r = S.rows[row]
-    image_size = S.data.image_size if S.data is not None and S.image_size is None else S.image_size
     return RunSpec(model=r["model"], model_kw=dict(r.get("model_kw") or {}), dataset=SUBSET, data_kw=data_kw(S),
-                   transform=S.transform, transform_kw={"image_size": image_size},
+                   transform=S.transform, transform_kw={"image_size": S.image_size},
                    train={**S.train, "seed": int(seed)})
 
 
@@ -108,8 +108,8 @@ def grid(S: Cub100Study) -> dict[str, RunSpec]:
     return {base.run_name(S.dataset, row, s): spec(S, row, s) for s in S.seeds for row in S.rows}
 
 
-
 specs = grid  # the former name of ``grid`` in the experiment modules (tests that still call ``specs``)
+
 
 # ------------------------------------------------------------------------------------------ committed records
 def committed(S: Cub100Study, group: str | None = None) -> dict[str, Record]:
