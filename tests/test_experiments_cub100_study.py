@@ -242,7 +242,7 @@ def test_notebook_without_the_data_shows_the_committed_records(tmp_path, monkeyp
 def test_notebook_trains_the_smoke_grid_on_the_real_subset(tmp_path, monkeypatch):
     monkeypatch.setenv("FGIC_FIGURES", str(tmp_path / "figures"))  # runs: the session's FGIC_RUNS (reused by nbval)
     text = run_notebook(tmp_path, PROFILE="smoke", DATA_ROOT=str(CUB100))
-    assert "Training here on cub's first 4 classes" in text and "8 runs, 0 failed" in text
+    assert "Training here** on cub's first 4 classes" in text and "8 runs, 0 failed" in text
     assert "not found here" not in text and "top-3 (probability)" in text
     S = profiles.settings(exp.NOTEBOOK, "smoke", overrides={})
     R = exp.committed(S)  # the smoke records just written (or reused), found by their spec
