@@ -373,8 +373,53 @@ class SCRA(Settings):
     n_heatmaps: int  # test images scored with Grad-CAM / the SCRA gate
 
 
+# --------------------------------------------------------------------------------------------- 07
+@dataclass(kw_only=True)
+class Cub100Study(Settings):
+    """Notebook 07: a CPU-sized study on real CUB images (the 100-class subset ``cub100``, a class subset of it)."""
+
+    NOTEBOOK: ClassVar[str] = "07_cub100_cpu_study"
+    ROW_KEYS: ClassVar[tuple[str, ...]] = ("model", "model_kw", "baseline")
+
+    dataset: str  # registered data set the classes are taken from ("cub": root from DATA_ROOT / $FGIC_DATA)
+    num_classes: int  # train and test on its first K classes (fgic.data.first_classes); chance = 1 / K
+    transform: str  # transform preset of every run
+    rows: dict[str, dict[str, Any]]  # row label -> {model: registry name, model_kw: {...}, baseline: row label}
+    seeds: list[int]  # training seeds per row
+    train: dict[str, Any]  # TrainConfig fields of every run (threads: pinned intra-op threads, part of the run id)
+    n_show: int = 8  # test images predicted in "Try it"
+
+    def table_rows(self) -> dict[str, str]:
+        return {"data": f"{self.dataset}: its first {self.num_classes} classes (chance {1 / self.num_classes:.1%})",
+                "image size": f"{self.image_size} px",
+                "weights": "none: every network from scratch",
+                "threads": f"{self.train.get('threads', 0) or 'all'} intra-op thread(s)/run (pinned, in the run id)",
+                "evaluation": f"val + test every {self.train.get('eval_every', 1)} epoch(s) and after the last",
+                "rows": "; ".join(f"{k}: {v.get('model')} {kw_text(v.get('model_kw') or {})}"
+                                  + (f" (vs {v['baseline']})" if v.get("baseline") else "")
+                                  for k, v in self.rows.items())}
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.num_classes < 2:
+            out.append(("num_classes", f"= {self.num_classes} must be at least 2"))
+        if not self.image_size:
+            out.append(("image_size", "is missing (the input size in px)"))
+        for label, row in self.rows.items():
+            for k in row:
+                if k not in self.ROW_KEYS:
+                    out.append((f"rows.{label}.{k}", f"is not a row key ({', '.join(self.ROW_KEYS)})"))
+            if not isinstance(row.get("model"), str):
+                out.append((f"rows.{label}.model", "is missing (a registered model name)"))
+            if not isinstance(row.get("model_kw", {}), dict):
+                out.append((f"rows.{label}.model_kw", "is not a mapping"))
+            if row.get("baseline") is not None and row["baseline"] not in self.rows:
+                out.append((f"rows.{label}.baseline", f"= {row['baseline']!r} is not a row ({', '.join(self.rows)})"))
+        return out
+
+
 NOTEBOOKS: dict[str, type[Settings]] = {
-    c.NOTEBOOK: c for c in (BenchmarkTour, ACANet, MultiAttention, MixedAttention, GHOLM, SCRA)
+    c.NOTEBOOK: c for c in (BenchmarkTour, ACANet, MultiAttention, MixedAttention, GHOLM, SCRA, Cub100Study)
 }
 
 

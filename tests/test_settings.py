@@ -118,13 +118,21 @@ def _default_run_ids() -> dict[str, str]:
     return ids
 
 
+def _data_absent_here(record: Path) -> bool:
+    """A record of real data that is not readable here (notebook 07's cub100): its run id cannot be recomputed
+    without the data, so its notebook's tests check it by its spec (tests/test_experiments_cub100_study.py)."""
+    from fgic.runs import RunSpec as Spec  # local: the module's imports change with the notebooks' grids
+
+    return Spec(**json.loads(record.read_text())["params"]).data_identity()["hash"] == "missing"
+
+
 def test_committed_default_runs_keep_their_run_ids():
     records = sorted((ROOT / "runs" / "default").glob("*/record.json"))
     if not records:
         pytest.skip("no committed default runs in runs/default/")
     ids = _default_run_ids()
     stale = [(r.parent.name, json.loads(r.read_text()).get("name")) for r in records
-             if json.loads(r.read_text())["run_id"] not in ids]
+             if json.loads(r.read_text())["run_id"] not in ids and not _data_absent_here(r)]
     assert not stale, f"committed default runs no grid builds any more (run_id, name): {stale}"
 
 
