@@ -71,7 +71,7 @@ def test_paper_tables_judge_run_health(nb):
     (``exp.tables``: ``fgic.evidence.compare`` tables, which count failed seeds and never average them in)."""
     src = "\n".join("".join(c["source"]) for c in code_cells(nb))
     calls = re.findall(r"paper_vs_ours\((.*?)\)\s*(?:#|\n)", src, re.S)
-    evidence = ".tables(S, " in src  # the module surface: fgic.evidence.compare judges every seed's health
+    evidence = ".tables(S, " in src or "exp.table(" in src  # fgic.evidence.compare tables judge every seed
     assert calls or "paper_and_ours(" in src or evidence, f"{nb.name} has no paper-vs-ours table"
     assert all("health=True" in c for c in calls), f"{nb.name}: paper_vs_ours(..., health=True) in every table"
     assert "failed_runs(" in src or "run_health(" in src or evidence, f"{nb.name} never checks its runs' health"
