@@ -191,10 +191,10 @@ def tables(S: Cub100Study, records: dict) -> dict[str, pd.DataFrame]:
     return {f"vs {b}": evidence.compare(cells(S, records, rows), b, _paper(S, rows)) for b, rows in pairs(S).items()}
 
 
-def table(S: Cub100Study, records: dict) -> pd.DataFrame:
-    """The tables of ``tables`` in one frame for display (index: comparison, row), chance added."""
+def table(S: Cub100Study, tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The frames of ``tables(S, records)`` in one, for display (index: comparison, row), chance added."""
     cols = ["paper", "ours", "diff", "ci_low", "ci_high", "p", "verdict", "failed"]
-    frames = {k: t[cols] for k, t in tables(S, records).items()}
+    frames = {k: t[cols] for k, t in tabs.items()}
     if not frames:
         return pd.DataFrame(columns=cols)
     out = pd.concat(frames, names=["comparison", "row"])
