@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import time
 from pathlib import Path
@@ -44,16 +43,10 @@ def experiment(notebook: str):
 def stored_records(grid: dict, group: str) -> dict:
     """``{name: record}`` of the grid's runs that have a finished ``record.json`` in ``runs/<group>/``
     (no checkpoint needed: the published results are records only)."""
-    from fgic.runs import Record
+    from fgic.runs import read_finished
 
-    out = {}
-    for name, spec in grid.items():
-        f = paths.runs_dir() / group / spec.run_id / "record.json"
-        if f.is_file():
-            rec = Record(json.loads(f.read_text()))
-            if rec.get("status") == "finished":
-                out[name] = rec
-    return out
+    found = {name: read_finished(paths.runs_dir() / group / spec.run_id) for name, spec in grid.items()}
+    return {name: rec for name, rec in found.items() if rec is not None}
 
 
 @contextlib.contextmanager

@@ -408,18 +408,22 @@ def build(spec: RunSpec) -> tuple:
     return model, criterion, train_ds, val_ds, test_ds, build_regularizer(spec, model)
 
 
+def read_finished(d: Path) -> Record | None:
+    """The finished record in run folder ``d`` (weights not needed: published records are JSON only), or None."""
+    try:
+        rec = Record(json.loads((d / "record.json").read_text()))
+    except (OSError, ValueError):
+        return None  # absent or unreadable: trained again (resuming from last.pt)
+    if rec.get("status") != "finished":
+        return None
+    rec["dir"] = str(d)
+    return rec
+
+
 def find(spec: RunSpec, group: str) -> Record | None:
-    """The finished record for ``spec`` in ``group``, or None."""
+    """The finished record for ``spec`` in ``group`` whose weights are there too, or None."""
     d = run_dir(group, spec.run_id)
-    if (d / "record.json").is_file() and (d / "final.pt").is_file():
-        try:
-            rec = Record(json.loads((d / "record.json").read_text()))
-        except ValueError:
-            return None  # unreadable: trained again (resuming from last.pt)
-        if rec.get("status") == "finished":
-            rec["dir"] = str(d)
-            return rec
-    return None
+    return read_finished(d) if (d / "final.pt").is_file() else None
 
 
 def _now() -> str:

@@ -55,15 +55,12 @@ def test_default_profile_trains_every_compared_row_with_three_seeds():
     S = profiles.settings(ex.NOTEBOOK, "default")
     assert S.seeds == [0, 1, 2] and S.table4_seeds() == [0, 1, 2]
     grid = ex.grid(S)
-    seeds = {}
-    for name in grid:
-        d, row, s = base.parse_run_name(name)
-        seeds.setdefault((d, row), set()).add(s)
+    seeds = base.seeds_by_row(grid)
     tables = ex.tables(S, {})
     assert {"table2/benchmark", "table2-losses/benchmark", "table3/benchmark", "table4/benchmark"} <= set(tables)
     for name, t in tables.items():
         for row in t.index:
-            assert seeds[(name.split("/")[1], row)] == {0, 1, 2}, (name, row)
+            assert seeds[(name.split("/")[1], row)] == [0, 1, 2], (name, row)
     for row in ("ResNet18/CE", "ResNet18/MC", "ACANet/CE", "ACANet/MC"):
         assert row in tables["table2/benchmark"].index
     assert set(tables["table4/benchmark"].index) == {

@@ -57,12 +57,9 @@ def test_multi_attention_grid_builds(profile):
 
 def test_multi_attention_default_profile_has_three_seeds_per_row():
     S = profiles.settings(ma.NOTEBOOK, "default")
-    seeds = {}
-    for name in ma.grid(S):
-        d, row, seed = base.parse_run_name(name)
-        seeds.setdefault((d, row), set()).add(seed)
+    seeds = base.seeds_by_row(ma.grid(S))
     assert set(seeds) == {(base.BENCHMARK, m) for m in ma.MODELS}
-    assert all(s == {0, 1, 2} for s in seeds.values())
+    assert all(s == [0, 1, 2] for s in seeds.values())
     assert profiles.settings(ma.NOTEBOOK, "smoke").seeds == [0]
 
 
@@ -213,10 +210,7 @@ def test_mixed_attention_grid_builds(profile):
 def test_mixed_attention_default_profile_has_three_seeds_per_row():
     S = profiles.settings(mx.NOTEBOOK, "default")
     assert S.seeds == [0, 1, 2]
-    rows = {}
-    for name in mx.grid(S):
-        d, row, seed = base.parse_run_name(name)
-        rows.setdefault((d, row), []).append(seed)
+    rows = base.seeds_by_row(mx.grid(S))
     assert len(rows) == len(mx.BACKBONES) * len(mx.VARIANTS)  # every row of Tables II and the ablation
     assert all(sorted(s) == [0, 1, 2] for s in rows.values()), rows
     assert profiles.settings(mx.NOTEBOOK, "smoke").seeds == [0]

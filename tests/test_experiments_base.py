@@ -47,3 +47,8 @@ def test_paper_frame_and_column():
                            ("table1", "dogs", "ResNet50", "top1", 82.0)])
     assert list(df.columns) == base.PAPER_COLUMNS and len(df) == 2
     assert base.paper_column(df, "table1", "cub") == {"ResNet50": 84.5}
+
+
+def test_seeds_by_row_groups_run_names():
+    names = [base.run_name("benchmark", "A", 2), base.run_name("benchmark", "A", 0), base.run_name("cub", "A", 1)]
+    assert base.seeds_by_row(names) == {("benchmark", "A"): [0, 2], ("cub", "A"): [1]}

@@ -54,11 +54,7 @@ def test_surface_and_grid_names_parse(S):
 
 def test_default_profile_trains_every_compared_row_with_three_seeds(S):
     assert S.seeds == [0, 1, 2]
-    seeds = {}
-    for name in bt.grid(S):
-        _, row, seed = base.parse_run_name(name)
-        seeds.setdefault(row, []).append(seed)
-    assert seeds == {bt.ROW: [0, 1, 2]}
+    assert base.seeds_by_row(bt.grid(S)) == {(base.BENCHMARK, bt.ROW): [0, 1, 2]}
     assert profiles.settings(bt.NOTEBOOK, "smoke", overrides={}).seeds == [0]
 
 

@@ -62,14 +62,11 @@ def test_grid_builds_for_every_profile(profile):
 def test_every_compared_row_has_three_seeds_in_the_default_profile():
     S = profiles.settings(ex.NOTEBOOK, "default")
     assert S.seeds == [0, 1, 2]
-    rows: dict[tuple, set] = {}
-    for name in ex.grid(S):
-        dataset, row, seed = base.parse_run_name(name)
-        rows.setdefault((dataset, row), set()).add(seed)
+    rows = base.seeds_by_row(ex.grid(S))
     assert {(ex.BENCHMARK, r) for r in ex.ROWS} <= set(rows)
     small = [s for s in S.object_scales if s < S.benchmark.object_scale]
     assert small and all((ex.scale_label(s), r) in rows for s in small for r in (ex.RAW, ex.FULL))
-    assert all(seeds == {0, 1, 2} for seeds in rows.values()), rows
+    assert all(seeds == [0, 1, 2] for seeds in rows.values()), rows
     assert profiles.settings(ex.NOTEBOOK, "smoke").seeds == [0]
 
 

@@ -56,11 +56,8 @@ def test_cpu_profiles_use_the_benchmark(settings):
 
 def test_default_profile_trains_every_compared_row_with_three_seeds():
     S = profiles.settings(X.NOTEBOOK, "default")
-    seeds = {}
-    for name in X.grid(S):
-        d, row, seed = base.parse_run_name(name)
-        seeds.setdefault((d, row), set()).add(seed)
-    assert seeds and all(s == {0, 1, 2} for s in seeds.values())
+    seeds = base.seeds_by_row(X.grid(S))
+    assert seeds and all(s == [0, 1, 2] for s in seeds.values())
     assert {row for _, row in seeds} == set(X.ROWS)  # every row the tables compare, with its step partner
     assert profiles.settings(X.NOTEBOOK, "smoke").seeds == [0]
 

@@ -5,20 +5,16 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.data import TensorDataset
 
 from fgic.engine import TrainConfig, fit
 from fgic.losses import create_loss, list_losses
 from fgic.models import ClassifierNet
 from fgic.models.base import model_outputs
+from tests.test_engine import blobs as engine_blobs
 
 
-def blobs(n=24, k=3, size=8):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(n) % k
-    x = torch.randn(n, 3, size, size, generator=g) * 0.5
-    x[torch.arange(n), y] += 1.5
-    return TensorDataset(x, y)
+def blobs(n=24, **kw):
+    return engine_blobs(n=n, **kw)  # tests.test_engine's colour blobs, 24 images by default here
 
 
 @pytest.mark.parametrize("name", list_losses())

@@ -7,7 +7,6 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.data import Dataset, TensorDataset
 
 from fgic import callbacks, runs
 from fgic.callbacks import Callback, Checkpoint, Progress
@@ -17,6 +16,8 @@ from fgic.losses.base import FGICLoss
 from fgic.models import ClassifierNet
 from fgic.runs import RunSpec
 from fgic.trainer import Trainer
+from tests.test_engine import NoisyFlip
+from tests.test_engine import blobs as engine_blobs
 
 CPU = dict(accelerator="cpu", weight_decay=0.0)
 
@@ -26,26 +27,8 @@ def tiny_net(num_classes=3):
     return ClassifierNet(body, 8, num_classes, drop_rate=0.3)
 
 
-def blobs(n=40, k=3, size=8):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(n) % k
-    x = torch.randn(n, 3, size, size, generator=g) * 0.5
-    x[torch.arange(n), y] += 1.5
-    return TensorDataset(x, y)
-
-
-class Noisy(Dataset):
-    """Augmentation from the global torch RNG: exact resume needs the per-epoch reseeding."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        x, y = self.base[i]
-        return x + 0.1 * torch.randn_like(x), y
+def blobs(n=40, **kw):
+    return engine_blobs(n=n, **kw)  # tests.test_engine's colour blobs, 40 images by default here
 
 
 class Recorder(Callback):
@@ -78,7 +61,7 @@ def _trainer(cfg, *cbs):
 def test_stopped_and_resumed_run_equals_one_go(tmp_path, k):
     """Weights (model and loss), every final metric and the checkpoint of a run resumed after epoch k equal
     those of a run trained in one go."""
-    ds = Noisy(blobs())
+    ds = NoisyFlip(blobs())
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, eval_every=2, **CPU)
     whole = _trainer(cfg, Checkpoint(tmp_path / "whole.pt"))
     one_go = whole.fit(ds, ds, ds)

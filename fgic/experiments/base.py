@@ -49,6 +49,15 @@ def parse_run_name(name: str) -> tuple[str, str, int]:
     return m["dataset"], m["row"], int(m["seed"])
 
 
+def seeds_by_row(names: Iterable[str]) -> dict[tuple[str, str], list[int]]:
+    """``{(dataset, row): [seed, ...]}`` (sorted) of run names: which seeds every compared row has."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for name in names:
+        dataset, row, seed = parse_run_name(name)
+        out.setdefault((dataset, row), []).append(seed)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def by_name(records: Iterable, names: Iterable[str]) -> dict[str, object]:
     """``{name: record}`` from ``train_many``'s records and the grid's names (same order)."""
     return dict(zip(names, records))
