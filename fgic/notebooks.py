@@ -8,7 +8,8 @@ A failing notebook does not stop the others; the summary says which failed and t
 **Published results**: a default-profile run without overrides also writes each executed notebook that
 passed to ``results/<name>.ipynb`` (committed: what a reader who runs nothing sees, with every table,
 figure and conclusion, on GitHub or in JupyterLab; run-time metadata and widget state dropped).
-``publish`` warns when a copy exceeds ``MAX_PUBLISHED_MB``.
+Figures are stored as 256-colour PNGs at most ``MAX_FIGURE_PX`` wide (``shrink_png``: a plot has far fewer
+colours, so it reads the same at a third of the bytes); ``publish`` warns when a copy exceeds ``MAX_PUBLISHED_MB``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,28 @@ from tqdm.auto import tqdm
 from fgic.paths import project_root
 
 MAX_PUBLISHED_MB = 2.0
+MAX_FIGURE_PX = 1400  # published figures: widest side in pixels (the notebooks draw at 100 dpi, ~14 in at most)
+
+
+def shrink_png(b64: str, max_px: int = MAX_FIGURE_PX) -> str:
+    """A base64 PNG as a palette PNG (256 colours, transparency kept) no wider than ``max_px``; the original
+    when that is not smaller."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = base64.b64decode(b64)
+    im = Image.open(io.BytesIO(raw))
+    im.load()
+    if max(im.size) > max_px:
+        k = max_px / max(im.size)
+        im = im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))), Image.LANCZOS)
+    im = im.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE)  # (H, W) palette indices
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    small = buf.getvalue()
+    return base64.b64encode(small).decode() if len(small) < len(raw) else b64
 
 
 def results_dir() -> Path:
@@ -40,6 +63,9 @@ def publish(executed: Path, name: str) -> list[Path]:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        for o in cell.get("outputs", []):
+            if "image/png" in o.get("data", {}):
+                o["data"]["image/png"] = shrink_png(o["data"]["image/png"])
     out = results_dir()
     out.mkdir(exist_ok=True)
     paths = [out / f"{name}.ipynb"]

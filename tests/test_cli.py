@@ -123,3 +123,35 @@ def test_publish_copies_an_executed_notebook_without_run_time_metadata(tmp_path,
     pub = nbformat.read(out, as_version=4)
     assert out == tmp_path / "results" / "00_x.ipynb" and "papermill" not in pub.metadata
     assert pub.cells[0].outputs[0]["data"]["text/plain"] == "2" and "papermill" not in pub.cells[0].metadata
+
+
+def test_publish_stores_figures_as_small_palette_pngs(tmp_path, monkeypatch):
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from fgic import notebooks
+
+    fig, ax = plt.subplots(figsize=(20, 4), dpi=100)  # 2000 px wide: over MAX_FIGURE_PX
+    ax.imshow(np.outer(np.sin(np.linspace(0, 3, 40)), np.cos(np.linspace(0, 9, 200))), cmap="viridis")  # a heatmap
+    ax.plot(np.linspace(0, 199, 500), 20 + 15 * np.sin(np.linspace(0, 30, 500)), "w-")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot()")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", {"image/png": b64, "text/plain": "<Figure>"})]
+    src = tmp_path / "x.ipynb"
+    nbformat.write(nb, src)
+    monkeypatch.setattr(notebooks, "results_dir", lambda: tmp_path / "results")
+    (out,) = notebooks.publish(src, "00_x")
+    small = nbformat.read(out, as_version=4).cells[0].outputs[0]["data"]["image/png"]
+    assert len(small) < len(b64) / 2
+    im = Image.open(io.BytesIO(base64.b64decode(small)))
+    assert im.mode == "P" and im.width == notebooks.MAX_FIGURE_PX and im.height == round(400 * 1400 / 2000)

@@ -44,8 +44,16 @@ def create_model(name: str, num_classes: int, pretrained: bool | str = False, **
     downloading them when online), or a path to a weights file. Missing weights raise; they never fall
     back silently to random init. An unknown name raises ``KeyError`` with the closest names; a deprecated
     one builds its new name's model with a ``DeprecationWarning``.
+    ``output_stride`` (any model): the last downsampling steps at stride 1, so ``forward_features`` ends at
+    that stride (8: 8x8 maps at 64 px instead of 2x2; ``fgic.nn.stride``); None keeps the model's own.
     """
     factory = MODELS[name]
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return factory(num_classes=num_classes, pretrained=pretrained, **kw)
+    stride = kw.pop("output_stride", None)
+    model = factory(num_classes=num_classes, pretrained=pretrained, **kw)
+    if stride is not None:
+        from fgic.nn.stride import set_output_stride
+
+        set_output_stride(model, int(stride))
+    return model
