@@ -26,6 +26,14 @@ from collections.abc import Mapping
 
 WARMUP_EPOCHS = 1  # epochs after which accuracy at chance counts as a collapse
 CHANCE_MARGIN = 0.02  # accuracy (fraction) above chance still counted as chance
+LEARNS = 5  # a run "learned" when its final accuracy reaches LEARNS x chance (see learn_threshold)
+LEARN_EPOCHS = 3  # runs of at least this many epochs must have learned
+
+
+def learn_threshold(k: int) -> float:
+    """The accuracy (fraction) a run must reach to count as learning: ``LEARNS`` x chance, capped at halfway
+    from chance to 100 % (the cap applies below 9 classes; 5 x chance is 100 % or more with 5 classes or fewer)."""
+    return min(LEARNS / k, (1 + 1 / k) / 2)
 
 
 def _as_dict(record) -> dict:
@@ -86,6 +94,11 @@ def run_health(
         return False, (
             f"collapsed: {acc[0]} {100 * acc[1]:.1f} % <= chance {100 * chance:.1f} % "
             f"+ {100 * margin:.0f} after {len(history)} epochs"
+        )
+    if len(history) >= LEARN_EPOCHS and acc[1] < learn_threshold(int(k)):
+        return False, (
+            f"did not learn: {acc[0]} {100 * acc[1]:.1f} % < {LEARNS} x chance ({100 * learn_threshold(int(k)):.1f} %) "
+            f"after {len(history)} epochs"
         )
     return True, ""
 

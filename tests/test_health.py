@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fgic.health import failed_runs, final_accuracy, run_health
+from fgic.health import failed_runs, final_accuracy, learn_threshold, run_health
 
 
 def _rec(losses, accs, test_top1=None, num_classes=10, status="finished"):
@@ -23,13 +23,14 @@ def test_collapse_to_chance_after_warmup_is_a_failure():
     # the ACANet + MC seed of the default job: loss stuck near 5.8, test top-1 9.2 % with 10 classes
     ok, reason = run_health(_rec([6.64, 5.85, 5.79], [0.1, 0.09, 0.1], 0.092))
     assert not ok and reason.startswith("collapsed") and "9.2 %" in reason and "10.0 %" in reason
-    # within the margin above chance is still chance; just above it is not
-    assert not run_health(_rec([2, 2, 2], [0.1] * 3, 0.115))[0]
-    assert run_health(_rec([2, 2, 2], [0.1] * 3, 0.125))[0]
-    assert run_health(_rec([2, 2, 2], [0.1] * 3, 0.115), margin=0.01)[0]
+    # within the margin above chance is still chance; just above it is not (2-epoch runs: past warm-up, before
+    # the learn check of test_a_run_below_five_times_chance_did_not_learn_after_three_epochs)
+    assert not run_health(_rec([2, 2], [0.1] * 2, 0.115))[0]
+    assert run_health(_rec([2, 2], [0.1] * 2, 0.125))[0]
+    assert run_health(_rec([2, 2], [0.1] * 2, 0.115), margin=0.01)[0]
     # chance depends on the number of classes: 30 % is far above chance for 10 classes, not for 4
-    assert run_health(_rec([1, 1, 1], [0.3] * 3, 0.3, num_classes=10))[0]
-    assert not run_health(_rec([1, 1, 1], [0.3] * 3, 0.26, num_classes=4))[0]
+    assert run_health(_rec([1, 1], [0.3] * 2, 0.3, num_classes=10))[0]
+    assert not run_health(_rec([1, 1], [0.3] * 2, 0.26, num_classes=4))[0]
 
 
 def test_no_collapse_verdict_during_warmup():
@@ -53,3 +54,12 @@ def test_final_accuracy_falls_back_to_history():
     assert final_accuracy({"history": []}) is None
     bad = {"a": _rec([1, 1, 1], [0.1] * 3, 0.1), "b": _rec([1, 1, 1], [0.5] * 3, 0.5), "c": None}
     assert set(failed_runs(bad)) == {"a", "c"}
+
+
+def test_a_run_below_five_times_chance_did_not_learn_after_three_epochs():
+    below = _rec([2.0, 1.5, 1.2], [0.2, 0.3, 0.4], test_top1=0.49)  # 10 classes: 5 x chance = 50 %
+    ok, why = run_health(below)
+    assert not ok and why.startswith("did not learn") and "49.0 %" in why and "50.0 %" in why
+    assert run_health(_rec([2.0, 1.5, 1.2], [0.2, 0.3, 0.4], test_top1=0.5))[0]
+    assert run_health(_rec([2.0, 1.5], [0.2, 0.3], test_top1=0.3))[0]  # 2 epochs (the smoke profile): exempt
+    assert learn_threshold(4) == pytest.approx(0.625) and learn_threshold(20) == pytest.approx(0.25)
