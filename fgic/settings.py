@@ -388,6 +388,7 @@ class Cub100Study(Settings):
     seeds: list[int]  # training seeds per row
     train: dict[str, Any]  # TrainConfig fields of every run (threads: pinned intra-op threads, part of the run id)
     n_show: int = 8  # test images predicted in "Try it"
+    retrain_committed: bool = False  # data here, committed records without weights: retrain (True) or show them
 
     def table_rows(self) -> dict[str, str]:
         return {"data": f"{self.dataset}: its first {self.num_classes} classes (chance {1 / self.num_classes:.1%})",

@@ -231,3 +231,22 @@ def test_heatmap_helpers_on_a_tiny_model():
         assert hm.shape == (2, 32, 32) and float(hm.min()) >= 0 and float(hm.max()) <= 1
     eff = X.gate_effect(m, x)
     assert eff["full gate"] > 1e-3 and eff["channel-mean gate"] < 1e-3  # LayerNorm undoes a channel-constant gate
+
+
+def test_stage_grad_cam_reads_the_named_stage():
+    S = profiles.settings(X.NOTEBOOK, "smoke")
+    from fgic.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model(S.model + "_scra", num_classes=3, **S.model_kw).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    seen = {}
+    for k in (1, 2, 4):
+        layer = m.scra if k == 1 else m.body.stages[k - 1]
+        h = layer.register_forward_hook(lambda mod, i, o, k=k: seen.update({k: o.shape[-1]}))  # returns None
+        hm = X.stage_grad_cam(m, x, y, k)
+        h.remove()
+        assert hm.shape == (2, 64, 64) and float(hm.min()) >= 0 and float(hm.max()) <= 1
+    assert seen == {1: 16, 2: 8, 4: 2}  # 1/4, 1/8 and 1/32 of 64 px: stage 2 is the first map of 7 x 7 or more
+    with pytest.raises(ValueError, match="stage must be 1-4"):
+        X.stage_grad_cam(m, x, y, 5)

@@ -133,6 +133,18 @@ def committed(S: Cub100Study, group: str | None = None) -> dict[str, Record]:
 
 
 
+def keep_committed(S: Cub100Study) -> bool:
+    """Whether to show the committed records although the data is here: every run of the grid has one, some lack
+    their weights (checkpoints are not committed, so ``train_many`` would retrain them: about 70 min on 2 cores,
+    beyond the main job), and ``S.retrain_committed`` is off."""
+    if S.retrain_committed:
+        return False
+    from fgic.runs import find
+
+    g, recs = grid(S), committed(S)
+    return bool(g) and len(recs) == len(g) and any(find(spec, S.profile) is None for spec in g.values())
+
+
 def shown_records(S: Cub100Study) -> tuple[Cub100Study, dict[str, Record]]:
     """``(settings, records)`` to show when the data is absent: the committed records of ``S``'s grid, else (another
     profile without committed records, e.g. smoke in CI) those of the default profile with its settings."""

@@ -319,10 +319,12 @@ def measure(spec: RunSpec, num_classes: int, image_size: int, device: str = "cpu
 # ----------------------------------------------------------------------------- heatmaps
 
 
-def stage1_grad_cam(model, images, classes):
-    """Grad-CAM (B, H, W) in [0, 1] on the stage-1 output (after SCRA when the model has one).
+def stage_grad_cam(model, images, classes, stage: int = 1):
+    """Grad-CAM (B, H, W) in [0, 1] on the output of ConvNeXt stage ``stage`` (1-4; stage 1 after SCRA when the
+    model has one).
 
-    The final ConvNeXt map is 1/32 of the input (2 x 2 at 64 px); stage 1 is at 1/4, where SCRA acts.
+    Stage k is at 1/2^(k+1) of the input: at 64 px stage 1 is 16 x 16 (where SCRA acts), stage 2 is 8 x 8 and the
+    last map (stage 4) only 2 x 2, too coarse to locate a part; the notebook reads stages 1 and 2.
     ``model`` may be a ``fgic.predict.Predictor``: the class score then comes from the run's loss head.
     """
     import torch
@@ -330,8 +332,11 @@ def stage1_grad_cam(model, images, classes):
     from fgic.cam import grad_cam_from_features
     from fgic.predict import Predictor
 
+    if stage not in (1, 2, 3, 4):
+        raise ValueError(f"stage must be 1-4 (ConvNeXt's stages), got {stage}")
     net = model.net if isinstance(model, Predictor) else model
-    layer = net.scra if getattr(net, "scra", None) is not None else net.body.stages[0]
+    has_scra = getattr(net, "scra", None) is not None
+    layer = net.scra if stage == 1 and has_scra else net.body.stages[stage - 1]
     feats = []
     hook = layer.register_forward_hook(lambda m, i, o: feats.append(o))
     try:
@@ -340,6 +345,11 @@ def stage1_grad_cam(model, images, classes):
     finally:
         hook.remove()
     return grad_cam_from_features(feats[0], logits, classes, images.shape[-2:], retain_graph=False)
+
+
+def stage1_grad_cam(model, images, classes):
+    """``stage_grad_cam`` at stage 1 (where SCRA acts)."""
+    return stage_grad_cam(model, images, classes, 1)
 
 
 def gate_heatmap(model, images, reduce: str = "mean"):
