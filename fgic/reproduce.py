@@ -74,21 +74,25 @@ def compare_conclusions(before: list, after: list) -> list[dict]:
 
 def reproduce(notebook: str, profile: str = "default", folder: str | os.PathLike | None = None,
               overrides=None, workers: int | None = None) -> list[dict]:
-    """Rerun ``notebook``'s grid into ``folder`` and compare conclusions with the committed records."""
+    """Rerun ``notebook``'s grid into ``folder`` and compare conclusions with the committed records.
+
+    The committed side is the profile's grid without ``overrides``; the rerun applies them, so ``threads=2`` trains
+    the same grid at another thread count (other run ids) and compares it with the committed 1-thread records."""
     from fgic.profiles import settings
     from fgic.runs import train_many
 
     exp = experiment(notebook)
-    S = settings(exp.NOTEBOOK, profile, overrides=overrides)
-    grid = exp.grid(S)
-    committed = stored_records(grid, profile)
-    if len(committed) < len(grid):
-        print(f"{exp.NOTEBOOK}: {len(grid) - len(committed)} of {len(grid)} runs have no committed record")
+    S0 = settings(exp.NOTEBOOK, profile, overrides=[])  # the profile as committed (no overrides, no $FGIC_SET)
+    S = settings(exp.NOTEBOOK, profile, overrides=overrides)  # the rerun's (e.g. threads=2: other run ids)
+    grid0, grid = exp.grid(S0), exp.grid(S)
+    committed = stored_records(grid0, profile)
+    if len(committed) < len(grid0):
+        print(f"{exp.NOTEBOOK}: {len(grid0) - len(committed)} of {len(grid0)} runs have no committed record")
     folder = Path(folder or paths.project_root() / "runs-reproduce" / time.strftime("%Y%m%d-%H%M%S"))
     with runs_folder(folder):
         records = train_many(list(grid.values()), group=profile, names=list(grid), workers=workers)
     fresh = dict(zip(grid, records))
-    rows = compare_conclusions(exp.conclusions(S, committed), exp.conclusions(S, fresh))
+    rows = compare_conclusions(exp.conclusions(S0, committed), exp.conclusions(S, fresh))
     width = max([len(r["key"]) for r in rows] + [10])
     print(f"\n{exp.NOTEBOOK}: conclusions, committed vs rerun ({folder})")
     for r in rows:

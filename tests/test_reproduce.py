@@ -13,7 +13,7 @@ KNOBS = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_si
 
 def fake_experiment():
     def grid(S):
-        train = {"epochs": 1, "batch_size": 6, "lr": 0.05, "max_steps": 2}
+        train = {"epochs": 1, "batch_size": 6, "lr": 0.05, "max_steps": 2, **({"threads": S.threads} if getattr(S, "threads", None) else {})}
         return {base.run_name("benchmark", row, s): RunSpec(model="resnet18", model_kw={"width": 8}, data_kw=KNOBS,
                                                             transform_kw={"image_size": 32},
                                                             train={**train, "seed": s, "lr": lr})
@@ -52,3 +52,25 @@ def test_reproduce_trains_into_a_fresh_folder_and_reads_committed_records(tmp_pa
     assert sum(r["agree"] for r in rows) == 1 and len(rows) == 4  # only the committed run's line agrees
     assert len(list((tmp_path / "fresh" / "smoke").glob("*/record.json"))) == 4
     assert not (committed / "smoke" / list(grid.values())[1].run_id).exists()  # nothing written over the committed
+
+
+def test_reproduce_with_overrides_compares_against_the_committed_grid_without_them(tmp_path, monkeypatch, capsys):
+    exp = fake_experiment()
+    monkeypatch.setattr(reproduce, "experiment", lambda nb: exp)
+    import fgic.profiles
+
+    monkeypatch.setattr(fgic.profiles, "settings", lambda nb, profile, overrides=None: types.SimpleNamespace(
+        threads=2 if overrides and "threads=2" in overrides else 1))
+    committed = tmp_path / "runs"
+    monkeypatch.setenv("FGIC_RUNS", str(committed))
+    one = exp.grid(types.SimpleNamespace(threads=1))
+    for spec in one.values():  # the whole grid committed at 1 thread
+        d = committed / "smoke" / spec.run_id
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps({"status": "finished", "run_id": spec.run_id, "metrics": {}}))
+    rows = reproduce.reproduce("00", profile="smoke", folder=tmp_path / "fresh", overrides=["threads=2"], workers=1)
+    assert "no committed record" not in capsys.readouterr().out
+    assert all(r["agree"] for r in rows) and len(rows) == 4  # "ran" on both sides
+    two = {s.run_id for s in exp.grid(types.SimpleNamespace(threads=2)).values()}
+    fresh = {p.parent.name for p in (tmp_path / "fresh" / "smoke").glob("*/record.json")}
+    assert fresh == two and not fresh & {s.run_id for s in one.values()}  # the rerun trained the 2-thread grid
