@@ -187,6 +187,17 @@ def test_committed_records_are_found_by_spec_and_judged(tmp_path, monkeypatch):
     assert t.loc["CA-ResNet50", "n"] == 2 and "1 of 3 failed" in t.loc["CA-ResNet50", "failed"]
 
 
+def test_committed_records_without_weights_are_shown_not_retrained(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
+    S = profiles.settings(exp.NOTEBOOK, "default", overrides={})
+    assert not exp.keep_committed(S)  # nothing committed: train
+    made = write_records(tmp_path, S, EFFECT)
+    assert exp.keep_committed(S)  # every run committed, none with weights (a fresh clone): show them
+    assert not exp.keep_committed(profiles.settings(exp.NOTEBOOK, "default", overrides=["retrain_committed=true"]))
+    (tmp_path / "default" / made["cub:ResNet18:s0"]["run_id"] / "record.json").unlink()
+    assert not exp.keep_committed(S)  # a run without a record: train the grid (the others are reused if they can be)
+
+
 def test_the_committed_default_records_are_this_grid(monkeypatch):
     """Every committed record of this study in runs/default/ is a run of the default grid (found by its spec:
     its run id needs the data), all of the grid is there, and each was made on one pinned thread."""
