@@ -76,6 +76,8 @@ class Settings:
     data: OwnData | None = None  # your own data in the benchmark column (None: the benchmark)
     image_size: int | None = None  # input size in px on the real data sets (paper profile; None: benchmark's)
     data_kw: dict[str, Any] = field(default_factory=dict)  # build_dataset options of the real data sets
+    # row label -> more training seeds: rows whose difference is under 2 points get 5 (fgic.experiments.base)
+    extra_seeds: dict[str, list[int]] = field(default_factory=dict)
 
     def train_configs(self) -> dict[str, dict]:
         """The training configs of the notebook, ``{"train": {...}, "bench_train": {...}}`` (those set)."""
@@ -121,6 +123,8 @@ class Settings:
             rows[name.replace("_", " ")] = train_text(t)
         seeds = getattr(self, "seeds", None)
         rows["seeds"] = f"{list(seeds)} (training), {self.seed} (torch, subsets)" if seeds else f"{self.seed}"
+        if self.extra_seeds:
+            rows["seeds"] += "; more seeds: " + ", ".join(f"{r} {list(v)}" for r, v in self.extra_seeds.items())
         if hasattr(self, "pretrained"):
             rows["pretrained"] = "yes" if self.pretrained else "no (from scratch)"
         rows.update(self.table_rows())

@@ -52,3 +52,27 @@ def test_paper_frame_and_column():
 def test_seeds_by_row_groups_run_names():
     names = [base.run_name("benchmark", "A", 2), base.run_name("benchmark", "A", 0), base.run_name("cub", "A", 1)]
     assert base.seeds_by_row(names) == {("benchmark", "A"): [0, 2], ("cub", "A"): [1]}
+
+
+def test_extra_seeds_extend_the_grid_and_the_cells_and_close_rows_names_what_needs_them():
+    from fgic import evidence
+    from fgic.runs import RunSpec
+
+    def grid(S):
+        return {base.run_name("benchmark", r, s): RunSpec(model="resnet18", model_kw={"lr": r}, train={"seed": s})
+                for r in ("A", "B", "C") for s in (0, 1, 2)}
+
+    S = type("S", (), {"extra_seeds": {"A": [3, 4], "B": [3, 4]}})()
+    g = base.with_extra_seeds(grid)(S)
+    assert len(g) == 13 and "benchmark:C:s3" not in g
+    assert g["benchmark:B:s4"].train == {"seed": 4} and g["benchmark:B:s4"].model_kw == {"lr": "B"}
+    # A baseline, B within 2 points of it on 3 seeds, C 10 points above
+    vals = {"A": [0.60, 0.62, 0.64, 0.61, 0.63], "B": [0.61, 0.62, 0.66, 0.60, 0.65], "C": [0.70, 0.72, 0.74]}
+    records = {base.run_name("benchmark", r, s): rec(v) for r, vs in vals.items() for s, v in enumerate(vs)}
+    three = {n: r for n, r in records.items() if base.parse_run_name(n)[2] < 3}
+    t3 = evidence.compare(base.cells(three, "benchmark", ["A", "B", "C"], seeds=[0, 1, 2]), "A")
+    assert base.close_rows({"t": t3}) == [("t", "B", "A")]  # C is 10 points away: 3 seeds are enough
+    cells = base.cells(records, "benchmark", ["A", "B", "C"], seeds=[0, 1, 2])
+    assert sorted(cells["B"]) == [0, 1, 2, 3, 4] and sorted(cells["C"]) == [0, 1, 2]  # the extra seeds are read
+    t5 = evidence.compare(cells, "A")
+    assert t5.loc["B", "n_paired"] == 5 and base.close_rows({"t": t5}) == []

@@ -13,7 +13,8 @@ KNOBS = {"num_classes": 3, "images_per_class": 6, "test_per_class": 4, "image_si
 
 def fake_experiment():
     def grid(S):
-        train = {"epochs": 1, "batch_size": 6, "lr": 0.05, "max_steps": 2, **({"threads": S.threads} if getattr(S, "threads", None) else {})}
+        threads = getattr(S, "threads", None)  # the fake settings of the overrides test; real settings have none
+        train = {"epochs": 1, "batch_size": 6, "lr": 0.05, "max_steps": 2, **({"threads": threads} if threads else {})}
         return {base.run_name("benchmark", row, s): RunSpec(model="resnet18", model_kw={"width": 8}, data_kw=KNOBS,
                                                             transform_kw={"image_size": 32},
                                                             train={**train, "seed": s, "lr": lr})

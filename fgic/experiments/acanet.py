@@ -142,6 +142,7 @@ def _seeds(S: ACANet, table: str) -> list[int]:
     return S.table4_seeds() if table == "table4" else list(S.seeds)
 
 
+@base.with_extra_seeds
 def grid(S: ACANet) -> dict[str, RunSpec]:
     """Every distinct run of the profile: ``{base.run_name(column, label(model, loss), seed): RunSpec}``."""
     out: dict[str, RunSpec] = {}

@@ -11,6 +11,10 @@ Each ``fgic/experiments/<paper>.py`` exposes the same small surface (``SURFACE``
   ours mean +- std (n) | paired difference vs the baseline with its CI | verdict | failed seeds);
 - ``conclusions(S, records) -> [Conclusion]``: the "What this shows" sentences, computed from the tables.
 
+Every ``grid`` is wrapped in ``with_extra_seeds``: ``S.extra_seeds`` (``{row label: [seeds]}``) adds seeds to
+named rows, so a row whose difference is under ``CLOSE`` points gets 5 seeds (``close_rows`` lists the rows
+that still need them, and ``cells`` reads every seed a row has).
+
 ``records`` is ``{run name: record}`` as ``fgic.runs.train_many`` returns them (``by_name``).
 
 One run-name format for all: ``"<data set>:<row>:s<seed>"`` (``run_name``), where ``row`` is the label
@@ -20,8 +24,11 @@ for the embedded benchmark (or the data you chose in its place) or the registry 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -77,10 +84,62 @@ def cells(records: Mapping[str, object], dataset: str, rows: Iterable[str],
             continue
         if d == dataset and row in found:
             found[row][seed] = rec
-    if seeds is not None:
+    if seeds is not None:  # every seed asked for (None: not run), then any extra seed the row has (S.extra_seeds)
         seeds = list(seeds)
-        found = {r: {s: c.get(s) for s in seeds} for r, c in found.items()}
+        found = {r: {**{s: c.get(s) for s in seeds}, **{s: v for s, v in sorted(c.items()) if s not in seeds}}
+                 for r, c in found.items()}
     return found
+
+
+# ------------------------------------------------------------------------------------------ extra seeds
+CLOSE = 2.0  # points: a compared row whose difference is under this many points needs CLOSE_SEEDS seeds
+CLOSE_SEEDS = 5
+
+
+def extend(grid: Mapping[str, object], extra: Mapping[str, Iterable[int]]) -> dict[str, object]:
+    """``grid`` plus, for each row label in ``extra``, a run per extra seed: the row's spec with only the training
+    seed changed (``train["seed"]``), named ``run_name(dataset, row, seed)``; seeds the row has are kept."""
+    out = dict(grid)
+    for name, spec in grid.items():
+        dataset, row, _ = parse_run_name(name)
+        for s in extra.get(row, ()):
+            key = run_name(dataset, row, int(s))
+            if key not in out:
+                out[key] = dataclasses.replace(spec, train={**spec.train, "seed": int(s)})
+    return out
+
+
+def with_extra_seeds(grid_fn: Callable) -> Callable:
+    """Decorator of a module's ``grid(S)``: ``extend`` it with ``S.extra_seeds``."""
+
+    @functools.wraps(grid_fn)
+    def grid(S):
+        return extend(grid_fn(S), getattr(S, "extra_seeds", None) or {})
+
+    return grid
+
+
+def close_rows(tables: Mapping[str, pd.DataFrame], threshold: float = CLOSE, need: int = CLOSE_SEEDS
+               ) -> list[tuple[str, str, str]]:
+    """``[(table, row, reference row)]`` of the compared rows whose difference is under ``threshold`` points with
+    fewer than ``need`` paired seeds: the rows (and their reference) to give more seeds in ``extra_seeds``."""
+    out = []
+    for name, t in tables.items():
+        if "diff" not in t or "n_paired" not in t:
+            continue
+        for row, r in t.iterrows():
+            d, n = r.get("diff"), r.get("n_paired")
+            if d is None or n is None or (isinstance(d, float) and math.isnan(d)) or pd.isna(n):
+                continue
+            if abs(float(d)) < threshold and int(n) < need:
+                ref = r.get("vs") if isinstance(r.get("vs"), str) else _baseline(t)
+                out.append((name, str(row), str(ref)))
+    return out
+
+
+def _baseline(table: pd.DataFrame) -> str:
+    hits = [row for row, v in table["verdict"].items() if v == "baseline"] if "verdict" in table else []
+    return str(hits[0]) if hits else ""
 
 
 def paper_frame(rows: Iterable[tuple[str, str, str, str, float | None]]) -> pd.DataFrame:

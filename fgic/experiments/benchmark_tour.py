@@ -49,6 +49,7 @@ def spec(S: BenchmarkTour, seed: int) -> RunSpec:
                    transform_kw={"image_size": size}, train={**S.train, "seed": int(seed)})
 
 
+@base.with_extra_seeds
 def grid(S: BenchmarkTour) -> dict[str, RunSpec]:
     """Every run of the profile: the baseline once per seed of ``S.seeds``."""
     return {base.run_name(base.BENCHMARK, ROW, s): spec(S, s) for s in S.seeds}

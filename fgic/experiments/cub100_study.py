@@ -102,6 +102,7 @@ def spec(S: Cub100Study, row: str, seed: int) -> RunSpec:
                    train={**S.train, "seed": int(seed)})
 
 
+@base.with_extra_seeds
 def grid(S: Cub100Study) -> dict[str, RunSpec]:
     """Every run: ``{base.run_name(S.dataset, row, seed): RunSpec}`` for each row of ``S.rows`` and seed of
     ``S.seeds`` (seed-major, so the two workers start on different rows)."""

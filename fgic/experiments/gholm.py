@@ -161,6 +161,7 @@ def real_datasets(S: GHOLM) -> list[str]:
     return list(dict.fromkeys(S.datasets.values()))
 
 
+@base.with_extra_seeds
 def grid(S: GHOLM) -> dict[str, RunSpec]:
     """Every run of the profile, ``{base.run_name(data set, row, seed): RunSpec}``; no run twice (the full model
     is also Table 4's mu = 1.7 and the object-scale grid's run at the benchmark's own scale)."""

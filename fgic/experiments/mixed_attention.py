@@ -137,6 +137,7 @@ def _variants(S: MixedAttention) -> list[str]:
     return [v for v in VARIANTS if v in (S.variants or VARIANTS)]
 
 
+@base.with_extra_seeds
 def grid(S: MixedAttention) -> dict[str, RunSpec]:
     """Every run of the profile, ``{base.run_name(column(d), "<backbone>/<variant>", seed): RunSpec}``, over
     ``S.datasets`` (Table II column labels or ``"benchmark"``), ``S.backbones``, ``S.variants`` (all by

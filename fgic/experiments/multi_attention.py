@@ -120,6 +120,7 @@ def spec(S: MultiAttention, dataset: str, row: str, seed: int) -> RunSpec:
     )
 
 
+@base.with_extra_seeds
 def grid(S: MultiAttention) -> dict[str, RunSpec]:
     """Every run of the profile: ``{base.run_name(data set, row, seed): RunSpec}`` over ``S.datasets`` x
     ``rows(S)`` x ``S.seeds``."""

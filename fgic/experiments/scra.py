@@ -161,6 +161,7 @@ def row_spec(S: SCRA, dataset: str, row: str, seed: int | None = None) -> RunSpe
     )
 
 
+@base.with_extra_seeds
 def grid(S: SCRA) -> dict[str, RunSpec]:
     """Every run of the profile: ``{base.run_name(data set, row, seed): RunSpec}`` over the columns
     ``S.datasets``, the rows ``rows(S)`` and the seeds ``S.seeds``. On a real data set only the cells Table 1
