@@ -10,15 +10,13 @@ from fgic.experiments import base
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
 from fgic.nn.fcsa import FCSA
+from tests.helpers import default3
+
 
 TABLE4 = {"models": ["acanet18", "acanet18_no_accb", "acanet18_plain", "acanet18_convdown"], "losses": ["ce", "mc"],
           "datasets": ["benchmark"]}  # the whole Table 4 ablation (the main job runs it under CE only)
 
 
-def default3(notebook, **more):
-    """The default profile at its first three seeds, without ``extra_seeds`` (and with the rows / scales that the
-    main job trims, ``more``): the grid the hand-computed values and counts of these tests were written for."""
-    return profiles.settings(notebook, "default", overrides={"seeds": [0, 1, 2], "extra_seeds": {}, **more})
 
 def rec(top1, k=10, epochs=3):
     """A finished run record as the tables read it."""

@@ -14,12 +14,8 @@ from fgic.experiments import multi_attention as ma
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
 from fgic.models.mixed_attention import paper_param_groups
+from tests.helpers import default3
 
-
-def default3(notebook, **more):
-    """The default profile at its first three seeds, without ``extra_seeds`` (and with the rows / scales that the
-    main job trims, ``more``): the grid the hand-computed values and counts of these tests were written for."""
-    return profiles.settings(notebook, "default", overrides={"seeds": [0, 1, 2], "extra_seeds": {}, **more})
 
 def _valid(spec):
     assert spec.model in list_models()

@@ -14,15 +14,13 @@ from fgic.experiments import base
 from fgic.experiments import gholm as ex
 from fgic.losses import list_losses
 from fgic.models import create_model, list_models
+from tests.helpers import default3
+
 
 BACKBONE_KW = {"dims", "depths", "output_stride", "ls_init_value", "drop_rate", "width", "input_size", "pretrained_tag"}
 
 
 
-def default3(notebook, **more):
-    """The default profile at its first three seeds, without ``extra_seeds`` (and with the rows / scales that the
-    main job trims, ``more``): the grid the hand-computed values and counts of these tests were written for."""
-    return profiles.settings(notebook, "default", overrides={"seeds": [0, 1, 2], "extra_seeds": {}, **more})
 
 def test_the_module_has_the_one_surface():
     assert base.check_surface(ex) == [] and ex.NOTEBOOK == "04_gholm_net"

@@ -15,13 +15,7 @@ from fgic.experiments import base
 from fgic.experiments import scra as X
 from fgic.losses import list_losses
 from fgic.models import list_models
-
-
-def default3(notebook, **more):
-    """The default profile at its first three seeds, without ``extra_seeds`` (and with the rows / scales that the
-    main job trims, ``more``): the grid the hand-computed values and counts of these tests were written for."""
-    return profiles.settings(notebook, "default", overrides={"seeds": [0, 1, 2], "extra_seeds": {}, **more})
-
+from tests.helpers import default3
 
 
 @pytest.fixture(params=profiles.PROFILES)
