@@ -12,7 +12,6 @@ from fgic.models import create_model, list_models
 from fgic.nn.fcsa import FCSA
 from tests.helpers import default3
 
-
 TABLE4 = {"models": ["acanet18", "acanet18_no_accb", "acanet18_plain", "acanet18_convdown"], "losses": ["ce", "mc"],
           "datasets": ["benchmark"]}  # the whole Table 4 ablation (the main job runs it under CE only)
 

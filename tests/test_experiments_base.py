@@ -76,3 +76,12 @@ def test_extra_seeds_extend_the_grid_and_the_cells_and_close_rows_names_what_nee
     assert sorted(cells["B"]) == [0, 1, 2, 3, 4] and sorted(cells["C"]) == [0, 1, 2]  # the extra seeds are read
     t5 = evidence.compare(cells, "A")
     assert t5.loc["B", "n_paired"] == 5 and base.close_rows({"t": t5}) == []
+
+
+def test_seeds_text_counts_extra_seeds_per_row():
+    from types import SimpleNamespace
+
+    S = SimpleNamespace(seeds=[0, 1, 2], extra_seeds={"CA": [3, 4], "MA": [2, 3, 4]})  # MA's seed 2 is not extra
+    assert base.seeds_text(S, ["Baseline", "CA", "MA"]) == "3-5 seeds (5: CA, MA)"
+    assert base.seeds_text(S, ["Baseline"]) == "3 seeds"
+    assert base.seeds_text(SimpleNamespace(seeds=[0], extra_seeds={}), ["x"]) == "1 seed"

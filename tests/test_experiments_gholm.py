@@ -16,7 +16,6 @@ from fgic.losses import list_losses
 from fgic.models import create_model, list_models
 from tests.helpers import default3
 
-
 BACKBONE_KW = {"dims", "depths", "output_stride", "ls_init_value", "drop_rate", "width", "input_size", "pretrained_tag"}
 
 
