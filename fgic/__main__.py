@@ -13,6 +13,7 @@ REGISTRIES = {
     "datasets": ("fgic.data.registry", "DATASETS"),
     "transforms": ("fgic.data.transforms", "PRESETS"),
     "attentions": ("fgic.nn.registry", "ATTENTIONS"),
+    "study-modules": ("fgic.models.study", "STUDY_MODULES"),
 }
 LISTS = (*REGISTRIES, "benchmarks", "notebooks")
 
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         from fgic.data.transforms import list_presets
         from fgic.losses import list_losses
         from fgic.models import list_models
+        from fgic.models.study import list_study_modules
         from fgic.nn.registry import list_attentions
         from fgic.notebooks import find_notebooks
 
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": lambda: list_datasets(args.pattern),
             "transforms": lambda: list_presets(args.pattern),
             "attentions": lambda: list_attentions(args.pattern),
+            "study-modules": lambda: list_study_modules(args.pattern),
             "benchmarks": lambda: [n for n in list_benchmarks() if args.pattern in n],
             "notebooks": lambda: [p.stem for p in find_notebooks() if args.pattern in p.stem],
         }

@@ -51,6 +51,8 @@ NOTEBOOKS = tuple(EXPERIMENTS)
 SHRINK = {
     "acanet18": {"width": 8},
     "resnet18": {"width": 8},
+    "study_resnet18": {"width": 8},  # 06's study backbones (any module)
+    "study_resnet50": {"layers": [1, 1, 1, 1], "width": 8},
     "resnet50": {"layers": [1, 1, 1, 1], "width": 8},  # 02's and 03's ResNet-50s (resnet50, resnet50_*)
     "vgg16_bn_": {"width": 8},  # 03's VGG16-BN variants (vgg16_bn_*_top)
     "gholm_convnext": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1]},

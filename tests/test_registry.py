@@ -175,6 +175,8 @@ RN = {"layers": (1, 1, 1, 1), "width": 8}
 CNX = {"dims": (8, 16, 32, 64), "depths": (1, 1, 1, 1)}
 TINY = {  # name prefix -> kwargs of a small version (first match wins); models without a size knob: full size
     "acanet18": {"width": 8, "kernel_att": 3},
+    "study_resnet18": {"width": 8},
+    "study_resnet50": RN,
     "resnet18": {"width": 8},
     "resnet50_": {**RN, "hidden": 16},  # hidden: the paper-002 head's width (dropped for the others, below)
     "resnet50": RN,

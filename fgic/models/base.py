@@ -54,6 +54,18 @@ class ClassifierNet(nn.Module):
     ):
         super().__init__()
         self.features = features
+        self.init_head(feature_channels, num_classes, pre_logits, num_features, drop_rate)
+
+    def init_head(
+        self,
+        feature_channels: int,
+        num_classes: int,
+        pre_logits: nn.Module | None = None,
+        num_features: int | None = None,
+        drop_rate: float = 0.0,
+    ) -> None:
+        """Create the head (pool, pre-logits, dropout, ``fc``): ``__init__``'s second half, for a subclass that
+        keeps its trunk's modules at the top level instead of under ``features`` (``fgic.models.study``)."""
         self.feature_channels = feature_channels
         self.num_features = num_features or feature_channels
         self.num_classes = num_classes

@@ -38,7 +38,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 import torchvision.models as tvm
-from torchvision.models.resnet import Bottleneck
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from fgic.models.base import ClassifierNet
 from fgic.models.pretrained import (
@@ -92,6 +92,26 @@ class AttentionBottleneck(Bottleneck):
         out = self.relu(self.bn1(self.conv1(x)))  # (B, P', H, W)
         out = self.relu(self.bn2(self.conv2(out)))  # (B, P', H', W')
         out = self.attn(self.bn3(self.conv3(out)))  # (B, 4P, H', W'): attention on the residual branch
+        return self.relu(out + identity)
+
+
+class AttentionBasicBlock(BasicBlock):
+    """torchvision's BasicBlock with ``attn`` applied to the residual branch before the addition (ResNet-18/34).
+
+    Same constructor as torchvision's BasicBlock (so ``ResNet._make_layer`` builds it) plus ``attn_layer`` by
+    keyword; without it ``attn`` is ``nn.Identity`` (no parameters: the state dict is torchvision's).
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer: Callable | None = None,
+                 *, attn_layer: Callable[[int], nn.Module] | None = None):
+        super().__init__(inplanes, planes, stride, downsample, groups, base_width, dilation, norm_layer)
+        self.attn = attn_layer(planes * self.expansion) if attn_layer else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)  # (B, P, H', W')
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, P, H', W')
+        out = self.attn(self.bn2(self.conv2(out)))  # (B, P, H', W'): attention on the residual branch
         return self.relu(out + identity)
 
 

@@ -77,6 +77,7 @@ class ACCB(nn.Module):
             return
         kernel, bias = self.fused_kernel_bias()
         k, p = self.kernel_size, self.kernel_size // 2
+        self.stride = self.square.stride[0]  # the branches' stride now (``fgic.nn.stride`` may have set it to 1)
         self.fused = nn.Conv2d(self.in_chs, self.out_chs, k, self.stride, p, groups=self.groups, bias=True)
         self.fused.to(device=kernel.device, dtype=kernel.dtype)
         self.fused.weight.copy_(kernel)
