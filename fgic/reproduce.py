@@ -63,12 +63,14 @@ def runs_folder(folder: Path):
 
 
 def compare_conclusions(before: list, after: list) -> list[dict]:
-    """Rows ``{key, committed, rerun, agree}`` matching conclusions by key (a key on one side only: not agreeing)."""
+    """Rows ``{key, committed, rerun, agree, committed_text, rerun_text}`` matching conclusions by key (a key on one
+    side only: not agreeing); the texts are the two sentences, with their differences, intervals and p-values."""
     a, b = {c.key: c for c in before}, {c.key: c for c in after}
     rows = []
     for key in [*a, *(k for k in b if k not in a)]:
         va, vb = (a[key].verdict if key in a else "absent"), (b[key].verdict if key in b else "absent")
-        rows.append({"key": key, "committed": va, "rerun": vb, "agree": va == vb})
+        rows.append({"key": key, "committed": va, "rerun": vb, "agree": va == vb,
+                     "committed_text": a[key].text if key in a else "", "rerun_text": b[key].text if key in b else ""})
     return rows
 
 
@@ -98,5 +100,7 @@ def reproduce(notebook: str, profile: str = "default", folder: str | os.PathLike
     for r in rows:
         mark = "same" if r["agree"] else "DIFFERS"
         print(f"  {r['key']:<{width}}  {r['committed']:<28} {r['rerun']:<28} {mark}")
+        if not r["agree"]:  # the numbers behind both verdicts: how far each p is from the line
+            print(f"      committed: {r['committed_text']}\n      rerun:     {r['rerun_text']}")
     print(f"  {sum(r['agree'] for r in rows)} of {len(rows)} verdicts agree")
     return rows

@@ -34,6 +34,10 @@ def test_compare_conclusions_by_key():
     assert [(r["key"], r["agree"]) for r in rows] == [("k1", False), ("k2", False), ("k3", False)]
     assert rows[0]["rerun"] == "absent" and rows[2]["committed"] == "absent"
     assert reproduce.compare_conclusions(a, a)[0]["agree"]
+    a2 = [Conclusion("k2", "x vs y: +1.0 points, p = 0.041", "B better")]
+    b2 = [Conclusion("k2", "x vs y: +0.5 points, p = 0.142", "no significant difference")]
+    row = reproduce.compare_conclusions(a2, b2)[0]
+    assert not row["agree"] and "0.041" in row["committed_text"] and "0.142" in row["rerun_text"]
 
 
 def test_reproduce_trains_into_a_fresh_folder_and_reads_committed_records(tmp_path, monkeypatch, capsys):
