@@ -27,6 +27,7 @@ from fgic.nn.fcsa import FCSA
 from fgic.nn.patchify import Patchify
 from fgic.nn.scra import SCRA
 from fgic.study_modules.fcsa import fcsa_unit_conv
+from tests.test_acanet import count, randomize_bn
 
 REQUIRED = {"none", "accb", "fcsa", "patchify", "cam_head", "ca", "sa", "csca", "se", "softmax_sa", "ma", "scra"}
 MODULES = list_study_modules()
@@ -42,10 +43,6 @@ def build(name: str, module: str, seed: int = 0, **kw) -> StudyResNet:
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def count(model: nn.Module, cls: type) -> int:
-    return sum(isinstance(m, cls) for m in model.modules())
 
 
 def test_registry_has_every_module_with_its_paper_and_place():
@@ -149,22 +146,12 @@ def test_output_stride_8_gives_8x8_maps_at_64px(name, module):
     assert model(x).shape == (2, K)
 
 
-def _random_bn_statistics(model: nn.Module) -> None:
-    torch.manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.normal_(m.weight, 1.0, 0.2)
-            nn.init.normal_(m.bias, 0.0, 0.2)
-
-
 @pytest.mark.parametrize("name", ARCHS)
 @pytest.mark.parametrize("stride", [None, 8])
 def test_accb_fused_equals_unfused_in_eval_mode(name, stride):
     model = build(name, "accb", **({"output_stride": stride} if stride else {}))
     with torch.no_grad():
-        _random_bn_statistics(model)
+        randomize_bn(model)
     model.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

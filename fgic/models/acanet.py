@@ -34,7 +34,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from fgic.models.base import ClassifierNet
+from fgic.models.base import ClassifierNet, torchvision_init
 from fgic.models.pretrained import PretrainedWeightsError, load_into, load_state_dict_file
 from fgic.models.registry import register_model
 from fgic.nn.acb import ACCB
@@ -114,13 +114,7 @@ def acanet_features(
             blocks.append(ACABlock(in_chs, out_chs, stride, use_fcsa, accb, down, num_heads, kernel_att))
             in_chs = out_chs
         mods[f"layer{i}"] = nn.Sequential(*blocks)
-    feats = nn.Sequential(mods)
-    for m in feats.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    feats = torchvision_init(nn.Sequential(mods))
     for m in feats.modules():
         if isinstance(m, FCSA):
             m.reset_shift()  # keep the shift initialisation of the FCSA convolution path

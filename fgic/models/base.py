@@ -36,6 +36,19 @@ def predict_logits(model: nn.Module, criterion: nn.Module | None, x: torch.Tenso
     return out.logits if criterion is None else criterion.logits(out)  # (B, K)
 
 
+
+@torch.no_grad()
+def torchvision_init(module: nn.Module) -> nn.Module:
+    """torchvision's ResNet initialisation, in place: Kaiming-normal (fan out) convs, BN weight 1, bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 class ClassifierNet(nn.Module):
     """features -> global average pool -> optional pre-logits block -> dropout -> linear classifier.
 

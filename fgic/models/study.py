@@ -29,7 +29,8 @@ in place, registered in ``STUDY_MODULES`` by one file of ``fgic/study_modules/``
 
 What a module may read: ``net.arch``, ``net.block`` ("basic" / "bottleneck"), ``net.width``, ``net.layers``,
 ``net.stage_channels`` (output channels of layer1..4), ``net.feature_channels``, ``net.units(stage)``; the
-helpers ``unit_convs3x3``, ``unit_channels``, ``set_unit_attention`` and ``torchvision_init`` below.
+helpers ``unit_convs3x3``, ``unit_channels``, ``set_unit_attention`` below and ``torchvision_init`` (from
+``fgic.models.base``, re-exported here).
 
 Choices: one module per network (a combination is a new module file); the head is GAP + linear for every
 module (paper 002's FC(512)-BN-ELU head belongs to its recipe, not to its attention, and one recipe is the
@@ -47,7 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from fgic.models.base import ClassifierNet
+from fgic.models.base import ClassifierNet, torchvision_init
 from fgic.models.multi_attention import (
     RESNET50_LAYERS,
     AttentionBasicBlock,
@@ -123,18 +124,6 @@ def set_unit_attention(net: StudyResNet, factory: Callable[[int], nn.Module], st
     """Put ``factory(channels)`` in the ``attn`` slot of every residual unit of ``stages`` (before the addition)."""
     for _, unit in net.units(*stages):
         unit.attn = factory(unit_channels(unit))
-
-
-@torch.no_grad()
-def torchvision_init(module: nn.Module) -> nn.Module:
-    """torchvision's ResNet initialisation for a new part: Kaiming-normal (fan out) convs, BN weight 1, bias 0."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return module
 
 
 # ---------------------------------------------------------------- the network
