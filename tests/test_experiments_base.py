@@ -84,4 +84,7 @@ def test_seeds_text_counts_extra_seeds_per_row():
     S = SimpleNamespace(seeds=[0, 1, 2], extra_seeds={"CA": [3, 4], "MA": [2, 3, 4]})  # MA's seed 2 is not extra
     assert base.seeds_text(S, ["Baseline", "CA", "MA"]) == "3-5 seeds (5: CA, MA)"
     assert base.seeds_text(S, ["Baseline"]) == "3 seeds"
+    assert base.seeds_text(S, ["V/CA", "V/MA"], label=lambda r: r.split("/")[-1]) == "3 seeds"  # no extra for V/...
+    S.extra_seeds["V/CA"] = [3]
+    assert base.seeds_text(S, ["V/CA", "V/MA"], label=lambda r: r.split("/")[-1]) == "3-4 seeds (4: CA)"
     assert base.seeds_text(SimpleNamespace(seeds=[0], extra_seeds={}), ["x"]) == "1 seed"

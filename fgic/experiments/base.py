@@ -109,14 +109,15 @@ def extend(grid: Mapping[str, object], extra: Mapping[str, Iterable[int]]) -> di
     return out
 
 
-def seeds_text(S, rows: Iterable[str]) -> str:
+def seeds_text(S, rows: Iterable[str], label: Callable[[str], str] = str) -> str:
     """How many seeds ``rows`` were trained with, for a caption: "3 seeds", or "3-5 seeds (5: CA, MA-Ours)" when
-    some rows have ``S.extra_seeds`` (the rows within ``CLOSE`` points of another)."""
+    some rows have ``S.extra_seeds`` (the rows within ``CLOSE`` points of another); ``label`` shortens a row's
+    name for the caption (e.g. "VGG16/CA" -> "CA" under a title that names the backbone)."""
     n = {r: len({*S.seeds, *(getattr(S, "extra_seeds", None) or {}).get(r, [])}) for r in rows}
     lo, hi = min(n.values(), default=len(S.seeds)), max(n.values(), default=len(S.seeds))
     if lo == hi:
         return f"{lo} seed{'s' * (lo != 1)}"
-    return f"{lo}-{hi} seeds ({hi}: {', '.join(r for r, k in n.items() if k == hi)})"
+    return f"{lo}-{hi} seeds ({hi}: {', '.join(label(r) for r, k in n.items() if k == hi)})"
 
 
 def with_extra_seeds(grid_fn: Callable) -> Callable:
