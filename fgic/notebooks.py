@@ -5,6 +5,12 @@ the Agg backend; the executed copy goes to ``notebooks/_out/<name>.<profile>.ipy
 the figures to ``figures/`` (default profile) or ``figures/<profile>/`` (smoke, paper; not committed).
 A failing notebook does not stop the others; the summary says which failed and the command exits non-zero.
 
+**One queue for all runs** (``pretrain``): before the first notebook starts, the runs of every selected notebook's
+grid (``fgic.reproduce.EXPERIMENTS``) train in one ``train_many`` call, the notebooks with the longest runs first
+(one timed step each). The notebooks then find their records and reuse them. Run one notebook after the other,
+each grid's last runs left a core idle; one queue keeps both busy to the end. The records are the same either way
+(every run is seeded and pins its threads).
+
 **Published results**: a default-profile run without overrides also writes each executed notebook that
 passed to ``results/<name>.ipynb`` (committed: what a reader who runs nothing sees, with every table,
 figure and conclusion, on GitHub or in JupyterLab; run-time metadata and widget state dropped).
@@ -96,6 +102,44 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return picked
 
 
+def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
+    """Train the grids of the notebooks ``names`` (stems) in one queue; return ``{"runs": n, "error": ""}``.
+
+    Settings come from ``fgic.profiles.settings`` as in the notebook's kernel (``$FGIC_SET`` and friends are read the
+    same way). A module with ``PRETRAIN = False`` (notebook 07: it decides at run time whether to train) is left to
+    its notebook. Longest runs first: ``fgic.plan.estimate_seconds`` of each grid's first spec orders the grids.
+    A failure (missing data, a failing run) is returned, not raised: the notebook then meets it and reports it.
+    """
+    from fgic.plan import spec_seconds
+    from fgic.profiles import settings
+    from fgic.reproduce import EXPERIMENTS, experiment
+    from fgic.runs import train_many
+
+    grids = []
+    for name in names:
+        if name not in EXPERIMENTS:
+            continue
+        exp = experiment(name)
+        if not getattr(exp, "PRETRAIN", True):
+            continue
+        grid = exp.grid(settings(exp.NOTEBOOK, profile))
+        grids.append(grid)
+    specs = {n: s for grid in grids for n, s in grid.items()}
+    if not specs:
+        return {"runs": 0, "error": ""}
+    try:
+        per_run = {id(g): spec_seconds(next(iter(g.values()))) for g in grids}
+        grids.sort(key=lambda g: -per_run[id(g)])
+    except Exception as e:  # noqa: BLE001 - the order is a courtesy; keep the notebooks' order
+        print(f"pre-training in notebook order (no time estimate: {type(e).__name__}: {e})")
+    order = {n: s for grid in grids for n, s in grid.items()}
+    try:
+        train_many(list(order.values()), group=profile, names=list(order), retrain=retrain)
+    except Exception as e:  # noqa: BLE001 - reported by the notebook that needs the run
+        return {"runs": len(order), "error": f"{type(e).__name__}: {e}"}
+    return {"runs": len(order), "error": ""}
+
+
 def run_notebooks(
     profile: str = "default",
     names: list[str] | None = None,
@@ -103,12 +147,14 @@ def run_notebooks(
     timeout: int | None = None,
     overrides: list[str] | None = None,
     env: dict[str, str] | None = None,
+    pretrain_runs: bool = True,
 ) -> list[dict]:
     """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output).
 
     ``overrides`` (``["epochs=1", "max_steps=20"]``) reach every notebook's ``fgic.profiles.settings`` through
     ``$FGIC_SET`` in the kernel's environment (the notebooks are not edited); ``env`` adds more variables
-    (``FGIC_ALLOW_CPU``, ``FGIC_KEEP_GOING``, ``FGIC_EXECUTOR``, ``FGIC_SLURM_*``: read by ``train_many``)."""
+    (``FGIC_ALLOW_CPU``, ``FGIC_KEEP_GOING``, ``FGIC_EXECUTOR``, ``FGIC_SLURM_*``: read by ``train_many``).
+    ``pretrain_runs``: train every grid in one queue first (``pretrain``); ``False``: each notebook trains its own."""
     import papermill as pm
 
     from fgic.profiles import check_profile, parse_bool
@@ -130,6 +176,14 @@ def run_notebooks(
     os.environ.update(env)  # the kernel inherits them
     results = []
     try:
+        if pretrain_runs:
+            t0 = time.perf_counter()
+            pre = pretrain([nb.stem for nb in nbs], profile, retrain)
+            if pre["runs"]:
+                tail = f"; the notebooks will report it: {pre['error']}" if pre["error"] else ""
+                print(f"pre-trained the {pre['runs']} runs of the notebooks' grids in one queue "
+                      f"({time.perf_counter() - t0:.0f} s){tail}")
+            retrain = False  # trained just now: the notebooks reuse them
         for nb in tqdm(nbs, desc=f"notebooks ({profile})", unit="nb", file=sys.stdout):
             out = out_dir / f"{nb.stem}.{profile}.ipynb"
             t0 = time.perf_counter()

@@ -145,6 +145,13 @@ def estimate_seconds(spec: RunSpec, num_train: int) -> float:
     return per_image * cfg.batch_size * steps * cfg.epochs * 1.3  # + evaluation and data loading
 
 
+def spec_seconds(spec: RunSpec) -> float:
+    """``estimate_seconds`` of ``spec`` on its own training split, leaving the random streams as they were."""
+    n = len(build_data(spec)[0])
+    with torch.random.fork_rng(devices=[]):
+        return estimate_seconds(spec, n)
+
+
 def is_paper(group: str) -> bool:
     return group.split("/")[0] == "paper" or os.environ.get("FGIC_PROFILE") == "paper"
 
@@ -180,9 +187,7 @@ def make_plan(
     if todo and estimate:
         first = specs[todo[0]]
         try:
-            n = len(build_data(first)[0])
-            with torch.random.fork_rng(devices=[]):  # the estimate leaves the random streams as they were
-                per_run = estimate_seconds(first, n)
+            per_run = spec_seconds(first)
             plan.seconds = per_run * len(todo) / max(1, workers)
         except Exception as e:  # noqa: BLE001 - an estimate is a courtesy; the run itself will report errors
             plan.notes.append(f"no time estimate ({type(e).__name__}: {e})")

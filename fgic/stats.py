@@ -13,6 +13,10 @@ A compared cell is a spec trained with several seeds. Two tests, each computed w
   uses every test image, so it resolves smaller differences than the seed-level test, but it ignores
   seed-to-seed variation; a verdict that rests on it alone says so.
 
+``rerun_significant`` is the chance that a rerun with as many seeds is significant again, if the true difference were
+the one observed (a function of p and n only): about one half at p = 0.05. ``fgic reproduce`` sums it into the
+number of verdict changes a mere re-seed would produce, to read a rerun's changes against.
+
 ``verdict`` maps a comparison and the paper's reported difference to one of "reproduced",
 "not reproduced", "no significant difference" words that a notebook's conclusion cell prints.
 """
@@ -139,3 +143,27 @@ def verdict(cmp: Comparison, paper_diff: float | None = None) -> str:
     if paper_diff is None or paper_diff == 0:
         return "B better" if cmp.diff > 0 else "B worse"
     return "reproduced" if (cmp.diff > 0) == (paper_diff > 0) else "contradicted"
+
+
+def rerun_significant(p: float, n: int) -> float:
+    """Chance that a paired t-test over ``n`` new seeds is significant with the same sign, if the true mean difference
+    equals the observed one (observed t = the t that gives two-sided ``p`` at ``n - 1`` degrees of freedom).
+
+    It is the noncentral t's mass beyond the critical value: ``P(T' > t_crit)``, ``T' ~ nct(n - 1, t_obs)``. A rough
+    guide (the observed effect is a noisy estimate of the true one), used to say how often a verdict changes by chance.
+    """
+    if n < 2 or not math.isfinite(p):
+        return math.nan
+    df = n - 1
+    crit = st.t.isf(ALPHA / 2, df)
+    if p <= 0:
+        return 1.0
+    t_obs = st.t.isf(min(p, 1.0) / 2, df)  # >= 0
+    return float(st.nct.sf(crit, df, t_obs))
+
+
+def expected_changes(ps: Sequence[float], ns: Sequence[int]) -> float:
+    """Expected number of significant <-> not-significant changes if each comparison were rerun with new seeds:
+    the sum of ``2 q (1 - q)`` with ``q = rerun_significant(p, n)`` (the chance the two runs land on opposite sides)."""
+    q = [rerun_significant(p, n) for p, n in zip(ps, ns)]
+    return float(sum(2 * x * (1 - x) for x in q if math.isfinite(x)))

@@ -40,6 +40,33 @@ def test_compare_conclusions_by_key():
     assert not row["agree"] and "0.041" in row["committed_text"] and "0.142" in row["rerun_text"]
 
 
+def test_change_kind_tells_significance_only_changes_from_contradictions():
+    C = lambda v, d=None: Conclusion("k", "", v, d, 0.04 if d else None, 5 if d else None)
+    kind = reproduce.change_kind
+    assert kind(C("B worse", -6.5), C("B worse", -2.0)) == "same"
+    assert kind(C("B worse", -6.5), C("no significant difference", -5.6)) == "significance"
+    assert kind(C("no significant difference", 5.9), C("reproduced", 5.0)) == "significance"
+    assert kind(C("B better", 2.0), C("no significant difference", -0.3)) == "contradicts"  # the effect turned
+    assert kind(C("B better", 2.0), C("B worse", -2.0)) == "contradicts"
+    assert kind(C("reproduced"), C("contradicted")) == "contradicts"
+    assert kind(C("reproduced"), C("no significant difference")) == "significance"  # no numbers: words only
+    assert kind(C("at chance"), C("above chance")) == "differs"
+    assert kind(C("B better", 1.0), None) == "differs"
+    assert kind(C("not testable"), C("no significant difference", 1.0)) == "differs"
+
+
+def test_summary_counts_kinds_and_the_changes_a_reseed_would_give():
+    a = [Conclusion("k1", "", "B worse", -6.5, 0.041, 5), Conclusion("k2", "", "B better", 3.0, 0.0001, 5),
+         Conclusion("k3", "", "at chance")]
+    b = [Conclusion("k1", "", "no significant difference", -5.6, 0.14, 5),
+         Conclusion("k2", "", "B worse", -1.0, 0.01, 5), Conclusion("k3", "", "at chance")]
+    rows = reproduce.compare_conclusions(a, b)
+    assert [r["kind"] for r in rows] == ["significance", "contradicts", "same"]
+    text = reproduce.summary(rows)
+    assert "1 of 3 verdicts agree; 1 changed in significance only (same sign); 1 contradict" in text
+    assert "about 0.5 of the 2 tested verdicts" in text  # p = 0.041 at 5 seeds: 2 q (1 - q) ~ 0.49; p = 1e-4: ~0
+
+
 def test_reproduce_trains_into_a_fresh_folder_and_reads_committed_records(tmp_path, monkeypatch, capsys):
     exp = fake_experiment()
     monkeypatch.setattr(reproduce, "experiment", lambda nb: exp)

@@ -72,3 +72,22 @@ def test_mcnemar_identical_predictions_is_no_difference():
     c = stats.mcnemar(ca, ca)
     assert (c.diff, c.p, c.n) == (0.0, 1.0, 0)
     assert stats.verdict(c) == "no significant difference"
+
+
+def test_rerun_significant_is_about_a_half_at_p_005_and_grows_as_p_falls():
+    from fgic.stats import ALPHA, rerun_significant
+
+    assert abs(rerun_significant(0.05, 5) - 0.5) < 0.1  # on the line: a coin toss
+    qs = [rerun_significant(p, 5) for p in (0.9, 0.3, 0.1, 0.05, 0.01, 0.001)]
+    assert qs == sorted(qs) and qs[-1] > 0.99
+    assert abs(rerun_significant(1.0, 5) - ALPHA / 2) < 1e-9  # no effect: significant in that direction at alpha/2
+    assert rerun_significant(0.0, 5) == 1.0 and math.isnan(rerun_significant(0.04, 1))
+
+
+def test_expected_changes_sums_the_chance_of_landing_on_the_other_side():
+    from fgic.stats import expected_changes, rerun_significant
+
+    q = rerun_significant(0.05, 5)
+    assert abs(expected_changes([0.05, 0.05], [5, 5]) - 4 * q * (1 - q)) < 1e-12
+    assert expected_changes([0.0, 1e-9], [5, 5]) < 1e-6  # decisive: nothing to change
+    assert expected_changes([0.05], [1]) == 0.0  # not a seed comparison: left out

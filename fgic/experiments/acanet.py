@@ -300,7 +300,7 @@ def _claim(key: str, text: str, table: pd.DataFrame | None = None, row: str | No
             v, "contradicted" if v in ("B better", "B worse") else v)
     line = evidence.claim(text, table, row, not_testable=not_testable)
     verdict = "not testable" if ": not testable here" in line else line.rsplit(": ", 1)[-1]
-    return base.Conclusion(key, line, verdict)
+    return base.Conclusion(key, line, verdict, *base.row_numbers(table, row))
 
 
 @functools.cache

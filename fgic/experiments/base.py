@@ -172,6 +172,9 @@ class Conclusion:
     key: str  # e.g. "table4/benchmark/ACANet-ACCB"
     text: str  # the sentence, generated from the numbers
     verdict: str  # fgic.stats.verdict word, "baseline", or why it was not compared
+    diff: float | None = None  # the paired difference behind the verdict (its sign), where there is one
+    p: float | None = None  # its p-value
+    n: int | None = None  # paired seeds
 
     def __str__(self) -> str:
         return self.text
@@ -180,8 +183,21 @@ class Conclusion:
 def table_conclusions(name: str, table: pd.DataFrame, baseline: str, unit: str = "points") -> list[Conclusion]:
     """One ``Conclusion`` per compared row of a ``fgic.evidence.compare`` table (the baseline row skipped)."""
     lines = evidence.conclusions(table, baseline, unit)
-    return [Conclusion(f"{name}/{row}", text, str(table.loc[row, "verdict"]))
+    return [Conclusion(f"{name}/{row}", text, str(table.loc[row, "verdict"]),
+                       *row_numbers(table, row))
             for row, text in zip(table.index, lines) if row != baseline]
+
+
+def row_numbers(table: pd.DataFrame | None, row) -> tuple[float | None, float | None, int | None]:
+    """``(diff, p, n paired)`` of ``table.loc[row]`` (a ``compare`` table), ``None`` where it was not compared:
+    the numbers a ``Conclusion`` carries for ``fgic reproduce``."""
+    if table is None or row not in table.index:
+        return None, None, None
+    r = table.loc[row]
+    if math.isnan(r.get("diff", math.nan)) or math.isnan(r.get("p", math.nan)):
+        return None, None, None
+    n = r.get("n_paired", math.nan)
+    return float(r["diff"]), float(r["p"]), int(r["n"] if n is None or math.isnan(n) else n)
 
 
 def check_surface(module) -> list[str]:

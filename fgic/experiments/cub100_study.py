@@ -30,6 +30,7 @@ from fgic.runs import Record, RunSpec
 from fgic.settings import Cub100Study
 
 NOTEBOOK = "07_cub100_cpu_study"
+PRETRAIN = False  # run-notebooks leaves this grid to the notebook: it decides at run time whether to train (the data)
 LEARNED = 2.0  # "clearly above chance": every healthy seed at least this x chance (1 / K)
 SUBSET = "first_classes"  # the registered class-subset data set (fgic.data.first_classes)
 DEFAULT_ROOT = "shared/data/cub100"  # beside the checkout: <checkout>/../shared/data/cub100

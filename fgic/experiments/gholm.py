@@ -394,7 +394,7 @@ def _verdict(table: pd.DataFrame | None, row: str, not_testable: str | None) -> 
 
 def _claim(key: str, text: str, table=None, row=None, not_testable=None) -> Conclusion:
     return Conclusion(key, evidence.claim(text, table, row, not_testable=not_testable),
-                      _verdict(table, row, not_testable))
+                      _verdict(table, row, not_testable), *base.row_numbers(table, row))
 
 
 REAL_DATA = ("{what} and ImageNet-21k ConvNeXt-S weights: run the paper profile on a GPU "
@@ -458,8 +458,8 @@ def conclusions(S: GHOLM, records: dict) -> list[Conclusion]:
     out = []
     for name, t in T.items():
         if name.split("/")[0].endswith(STEPS):
-            out += [Conclusion(f"{name}/{row}", evidence.sentence(str(row), dict(r), r["vs"]), str(r["verdict"]))
-                    for row, r in t.iterrows()]
+            out += [Conclusion(f"{name}/{row}", evidence.sentence(str(row), dict(r), r["vs"]), str(r["verdict"]),
+                               *base.row_numbers(t, row)) for row, r in t.iterrows()]
         else:
             out += base.table_conclusions(name, t, _baseline(t))
     return out + claims(S, T)

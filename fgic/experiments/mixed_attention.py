@@ -190,7 +190,7 @@ def _claim(key: str, text: str, table: pd.DataFrame | None = None, row: str | No
         verdict = "not testable"
     else:
         verdict = str(table.loc[row, "verdict"])
-    return Conclusion(key, line, verdict)
+    return Conclusion(key, line, verdict, *base.row_numbers(table, row))
 
 
 def _points(paper: dict, row: str, baseline: str) -> str:

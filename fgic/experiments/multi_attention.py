@@ -151,7 +151,7 @@ def tables(S: MultiAttention, records) -> dict[str, pd.DataFrame]:
 def _claim(key: str, text: str, table: pd.DataFrame | None, row: str, not_testable: str | None = None) -> Conclusion:
     line = evidence.claim(text, table, row, not_testable=not_testable)
     verdict = "not testable" if ": not testable here" in line else str(table.loc[row, "verdict"])
-    return Conclusion(key, line, verdict)
+    return Conclusion(key, line, verdict, *base.row_numbers(table, row))
 
 
 def _best_claim(key: str, text: str, table: pd.DataFrame | None, why: str) -> Conclusion:

@@ -215,8 +215,8 @@ def tables(S: SCRA, records: dict) -> dict[str, pd.DataFrame]:
 def step_conclusions(name: str, table: pd.DataFrame) -> list[Conclusion]:
     """One ``Conclusion`` per row of a ``steps`` table, each against its own reference row (``vs``); a step from the
     baseline is left out (the same comparison is ``table1``'s line)."""
-    return [Conclusion(f"{name}/{row}", evidence.sentence(str(row), dict(r), r["vs"]), str(r["verdict"]))
-            for row, r in table.iterrows() if r["vs"] != BASELINE]
+    return [Conclusion(f"{name}/{row}", evidence.sentence(str(row), dict(r), r["vs"]), str(r["verdict"]),
+                       *base.row_numbers(table, row)) for row, r in table.iterrows() if r["vs"] != BASELINE]
 
 
 @functools.lru_cache(maxsize=4)
@@ -271,7 +271,7 @@ def _claim(key: str, text: str, direction: int, table: pd.DataFrame | None, row:
         return Conclusion(key, evidence.claim(text, table, row, not_testable=not_testable), "not testable")
     word = claim_verdict(table, row, direction)
     line = evidence.claim(text, table.loc[[row]].assign(verdict=word), row)
-    return Conclusion(key, line, "not testable" if word.startswith("n < 2") else word)
+    return Conclusion(key, line, "not testable" if word.startswith("n < 2") else word, *base.row_numbers(table, row))
 
 
 def conclusions(S: SCRA, records: dict) -> list[Conclusion]:
