@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  FAILED {r['name']}: {r['error']}\n    see {r['output']}")
         return 1 if failed else 0
     if args.cmd == "reproduce":
-        from fgic.reproduce import reproduce
-
-        from fgic.reproduce import summary
+        from fgic.reproduce import reproduce, summary
 
         every = []
         for name in args.names:

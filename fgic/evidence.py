@@ -14,9 +14,10 @@ shows::
 - ``verdict`` is ``fgic.stats.verdict`` of that comparison against the paper's own difference
   (paper row minus paper baseline) when the paper gives both numbers.
 
-``conclusions(table)`` writes one sentence per compared row from those numbers, so a notebook's
-"What this shows" never states an effect the records do not show. ``claims`` adds one line per paper
-claim: reproduced / contradicted / no significant difference / not testable here (why).
+``conclusions(table)`` writes one sentence per compared row from those numbers (a p between 0.005 and 0.2 also
+gets the chance that new seeds reach p < 0.05, ``fgic.stats.rerun_significant``: such a verdict may turn over on
+another machine), so a notebook's "What this shows" never states an effect the records do not show. ``claims``
+adds one line per paper claim: reproduced / contradicted / no significant difference / not testable here (why).
 """
 
 from __future__ import annotations
@@ -124,7 +125,21 @@ def sentence(row: str, r: Mapping, baseline: str, unit: str = "points") -> str:
         "reproduced": "the paper's direction is reproduced",
         "contradicted": "significant in the direction opposite to the paper",
     }
-    return f"{row} vs {baseline}: {effect}: {words.get(r['verdict'], r['verdict'])}{paper}.{failed}"
+    word = words.get(r["verdict"], r["verdict"])
+    return f"{row} vs {baseline}: {effect}: {word}{paper}{_fragile(r['p'], n)}.{failed}"
+
+
+BORDERLINE = (0.005, 0.2)  # p in this range: new seeds land on either side of 0.05 with a fair chance
+
+
+def _fragile(p: float, n: int) -> str:
+    """``"; new seeds reach p < 0.05 with chance ~55 %"`` for a p near the line (``BORDERLINE``), else ``""``:
+    the reader sees which verdicts a rerun (another machine, another thread count) may turn over
+    (``fgic.stats.rerun_significant``)."""
+    lo, hi = BORDERLINE
+    if not lo <= p < hi or n < 2:
+        return ""
+    return f"; new seeds reach p < 0.05 with chance ~{100 * stats.rerun_significant(p, n):.0f} %"
 
 
 def conclusions(table: pd.DataFrame, baseline: str, unit: str = "points") -> list[str]:

@@ -44,7 +44,9 @@ def test_conclusions_are_computed_from_the_table():
     lines = evidence.conclusions(t, "base")
     assert lines[0] == "base (baseline): 71.0 +- 1.0 (n=3)."
     assert lines[1].startswith("small vs base: +2.0 points [95 % CI -0.5, +4.5], p = 0.074, paired over 3 seeds: "
-                               "no significant difference; the paper reports +2.0.")
+                               "no significant difference; the paper reports +2.0; "
+                               "new seeds reach p < 0.05 with chance ~")
+    assert lines[1].endswith(" %.")
     assert "better than the baseline" in lines[2] and "1 of 3 failed" in lines[2]
 
 
