@@ -380,7 +380,7 @@ def pareto_front(points: pd.DataFrame, cost: str, acc: str = "mean") -> list[str
 
 
 def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMACs", logx: bool = False) -> list[str]:
-    """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, the Pareto front as a line, the
+    """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, the Pareto front ringed and joined, the
     baseline's mean as a dashed line; returns the front's rows."""
     d = table[["mean", "std"]].join(cost[[x]]).dropna(subset=["mean", x])
     for i, (r, v) in enumerate(d.iterrows()):
@@ -389,7 +389,7 @@ def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMAC
         ax.annotate(r, (v[x], v["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     front = pareto_front(d, x)
     f = d.loc[front].sort_values(x)
-    ax.step(f[x], f["mean"], where="post", color="k", lw=1, alpha=0.6, label="Pareto front")
+    ax.plot(f[x], f["mean"], color="k", lw=1, alpha=0.7, marker="o", ms=12, mfc="none", label="Pareto front")
     if BASELINE in d.index:
         ax.axhline(d.loc[BASELINE, "mean"], ls="--", color="gray", lw=0.8)
     ax.set_xscale("log" if logx else "linear")
