@@ -10,7 +10,7 @@ row with no change here (``S.modules: all``; a list picks some). Two rows that a
 
 - ``none+<loss>``: the plain backbone (``module="none"``) trained with ``S.loss``, notebook 01's best loss on the
   plain backbone. Choice: notebook 01's committed default records (Table 2, ResNet18 width 8, 5 seeds) rank CE
-  first (65.5 +- 5.8 %) and MC second (62.0 +- 5.4 %); CE is the baseline's own loss, so the row is the best loss
+  first (65.5 +- 5.8 %) and MC second (62.0 +- 5.3 %); CE is the baseline's own loss, so the row is the best loss
   other than CE: MC (``S.loss: mc``). ``best_loss`` recomputes that ranking from records.
 - ``none+GHOLM``: paper 003's GHOLM-Net (Grad-CAM crop and erase branches, SupCon; ``fgic.models.gholm``) on the
   plain backbone. GHOLM changes the training step, not the network, so it is no module; the existing wrapper
