@@ -32,6 +32,7 @@ EXPERIMENTS = {
     "03_mixed_attention": "fgic.experiments.mixed_attention",
     "04_gholm_net": "fgic.experiments.gholm",
     "05_convnextv2_scra": "fgic.experiments.scra",
+    "06_cross_paper_study": "fgic.experiments.cross_study",
     "07_cub100_cpu_study": "fgic.experiments.cub100_study",
 }
 

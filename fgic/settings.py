@@ -377,6 +377,64 @@ class SCRA(Settings):
     n_heatmaps: int  # test images scored with Grad-CAM / the SCRA gate
 
 
+# --------------------------------------------------------------------------------------------- 06
+@dataclass(kw_only=True)
+class CostTiming:
+    """How notebook 06 times every network in one process (``fgic.experiments.cross_study.cost_table``)."""
+
+    batch: int  # images per timed batch (inference and training)
+    repeats: int  # timed batches per network (the median is kept)
+    warmup: int  # untimed batches first
+    threads: int  # torch intra-op threads while timing (0: leave the process's count)
+
+
+@dataclass(kw_only=True)
+class CrossStudy(Settings):
+    """Notebook 06: every study module of the five papers on one backbone, one recipe (``fgic.models.study``)."""
+
+    NOTEBOOK: ClassVar[str] = "06_cross_paper_study"
+
+    model: str  # the study backbone: "study_resnet18" | "study_resnet50"
+    model_kw: dict[str, Any] = field(default_factory=dict)  # its options (width, layers, output_stride)
+    modules: list[str] | str = "all"  # rows: "all" = every registered study module, or a list of names
+    module_kw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per module: its options (none: defaults)
+    dataset: str = "benchmark"  # "benchmark" (the embedded benchmark, or your data) or a registered data set
+    pretrained: bool = False  # ImageNet weights for the trunk (the modules start new)
+    transform: str  # transform preset of every run
+    train: dict[str, Any]  # TrainConfig fields of every run (the seed comes from seeds)
+    seeds: list[int]  # training seeds of every row (the tables pair rows over them)
+    loss: str | None = None  # the loss row: notebook 01's best loss on the plain backbone (None: no such row)
+    loss_kw: dict[str, Any] = field(default_factory=dict)  # its options
+    gholm_model: str | None = None  # GHOLM's crop / erase branches + SupCon on the plain backbone (None: not run)
+    gholm_kw: dict[str, Any] = field(default_factory=dict)  # its GHOLMNet switches (mu, drop_weight, ...)
+    val_fraction: float | None = None  # validation share of the real training split (None: the loader's 10 %)
+    n_heatmaps: int  # test images per class scored with Grad-CAM (class-balanced, seeded)
+    n_show: int  # test images in the heatmap grid (one per class)
+    shift: dict[str, Any] = field(default_factory=dict)  # benchmark knobs of the shifted test split ({}: none)
+    cost: CostTiming  # how the cost table times the networks
+
+    def table_rows(self) -> dict[str, str]:
+        mods = "every registered study module" if self.modules == "all" else ", ".join(self.modules)
+        extra = [f"loss row: {self.loss}" if self.loss else "", f"GHOLM: {self.gholm_model}" if self.gholm_model
+                 else "GHOLM: not run"]
+        shift = ", ".join(f"{k} {v}" for k, v in self.shift.items()) or "none"
+        return {"rows": f"{self.model}: {mods}; " + "; ".join(e for e in extra if e),
+                "shifted test split": shift,
+                "cost timing": f"batch {self.cost.batch}, {self.cost.repeats} timed batches, "
+                               f"{self.cost.threads or 'all'} thread(s)"}
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if isinstance(self.modules, str) and self.modules != "all":
+            out.append(("modules", f"= {self.modules!r}: write all or a list of study module names"))
+        knobs = {f.name for f in fields(Benchmark)} | {"scale_range"}
+        out += [(f"shift.{k}", f"is not a benchmark knob ({', '.join(sorted(knobs))})") for k in self.shift
+                if k not in knobs]
+        if self.dataset != "benchmark" and not self.image_size:
+            out.append(("image_size", "is missing (the input size in px on a real data set)"))
+        return out
+
+
 # --------------------------------------------------------------------------------------------- 07
 @dataclass(kw_only=True)
 class Cub100Study(Settings):
@@ -424,7 +482,8 @@ class Cub100Study(Settings):
 
 
 NOTEBOOKS: dict[str, type[Settings]] = {
-    c.NOTEBOOK: c for c in (BenchmarkTour, ACANet, MultiAttention, MixedAttention, GHOLM, SCRA, Cub100Study)
+    c.NOTEBOOK: c
+    for c in (BenchmarkTour, ACANet, MultiAttention, MixedAttention, GHOLM, SCRA, CrossStudy, Cub100Study)
 }
 
 

@@ -32,6 +32,19 @@ def test_dry_spec_is_cheap_and_says_what_it_changed(tmp_path):
     assert (cheap.transform_kw["image_size"], cheap.model_kw["input_size"]) == (128, 64)
 
 
+def test_the_cross_study_paper_grid_is_shrunk_and_run_once_per_module(tmp_path):
+    from fgic.models.study import list_study_modules
+
+    spec = dryrun.grid("06_cross_paper_study")["cub:csca:s0"]
+    cheap, changes = dryrun.dry_spec(spec, "cub", str(tmp_path))
+    assert (cheap.model, cheap.model_kw) == ("study_resnet50", {"module": "csca", "layers": [1, 1, 1, 1], "width": 8})
+    assert cheap.transform_kw == {"image_size": 64} and cheap.pretrained is False
+    assert changes == ["no pretrained weights", 'shrunk {"layers":[1,1,1,1],"width":8}']
+    grid = dryrun.grid("06_cross_paper_study").values()
+    nets = {dryrun._keys(dryrun.dry_spec(s, "cub", str(tmp_path))[0]) for s in grid}
+    assert len(nets) == len(list_study_modules()) + 1  # every module once, and the MC-loss row
+
+
 def test_every_notebook_has_a_paper_grid():
     sizes = {nb: len(dryrun.grid(nb)) for nb in dryrun.NOTEBOOKS}
     assert sizes["00_benchmark_tour"] == 1 and all(n > 1 for nb, n in sizes.items() if nb != "00_benchmark_tour")
@@ -43,7 +56,7 @@ def test_dry_run_passes_for_every_notebooks_paper_grid_on_cub100(capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     rows = [line.split() for line in out.split("\n\n")[0].splitlines()[1:]]  # the table, without the summary
-    assert {r[0] for r in rows} == {"00", "01", "02", "03", "04", "05"}
+    assert {r[0] for r in rows} == {"00", "01", "02", "03", "04", "05", "06"}
     assert "FAIL" not in out and "specs passed all checks (built, data, step, resume, eval)" in out
     for model in (
         "vgg16",
@@ -52,8 +65,19 @@ def test_dry_run_passes_for_every_notebooks_paper_grid_on_cub100(capsys):
         "vgg16_bn_ma_top",
         "gholm_convnext_small",
         "convnextv2_large_scra",
+        "study_resnet50",
     ):
         assert f" {model} " in out, model  # every network family of the paper grids ran
+
+
+@needs_cub100
+def test_dry_run_of_the_cross_study_runs_every_module_on_cub100():
+    from fgic.models.study import list_study_modules
+
+    rows = dryrun.dry_run(["06"], data_root=str(CUB100), out=io.StringIO())
+    assert all(r.ok for r in rows), [r.error for r in rows if not r.ok]
+    assert {r.name.split(":")[1] for r in rows} == {*list_study_modules(), "none+MC"}
+    assert {r.model for r in rows} == {"study_resnet50"} and {r.dataset for r in rows} == {"cub"}
 
 
 @needs_cub100
