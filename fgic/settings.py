@@ -407,6 +407,7 @@ class CrossStudy(Settings):
     loss_kw: dict[str, Any] = field(default_factory=dict)  # its options
     gholm_model: str | None = None  # GHOLM's crop / erase branches + SupCon on the plain backbone (None: not run)
     gholm_kw: dict[str, Any] = field(default_factory=dict)  # its GHOLMNet switches (mu, drop_weight, ...)
+    gholm_why: str = "no GHOLM-Net on this backbone"  # why the GHOLM row is not run when gholm_model is None
     val_fraction: float | None = None  # validation share of the real training split (None: the loader's 10 %)
     n_heatmaps: int  # test images per class scored with Grad-CAM (class-balanced, seeded)
     n_show: int  # test images in the heatmap grid (one per class)
@@ -416,7 +417,7 @@ class CrossStudy(Settings):
     def table_rows(self) -> dict[str, str]:
         mods = "every registered study module" if self.modules == "all" else ", ".join(self.modules)
         extra = [f"loss row: {self.loss}" if self.loss else "", f"GHOLM: {self.gholm_model}" if self.gholm_model
-                 else "GHOLM: not run"]
+                 else f"GHOLM: not run ({self.gholm_why})"]
         shift = ", ".join(f"{k} {v}" for k, v in self.shift.items()) or "none"
         return {"rows": f"{self.model}: {mods}; " + "; ".join(e for e in extra if e),
                 "shifted test split": shift,

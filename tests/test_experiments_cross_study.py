@@ -56,7 +56,8 @@ def test_grid_has_one_row_per_registered_module_and_seed(profile):
     modules = list_study_modules()
     want = [*modules, cs.loss_row(S), *([cs.GHOLM_ROW] if S.gholm_model else [])]
     assert sorted(cs.rows(S)) == sorted(want) and cs.rows(S)[0] == "none"
-    assert len(grid) == len(want) * len(S.seeds) and len(S.seeds) >= 2
+    extra = sum(len(v) for v in (getattr(S, "extra_seeds", None) or {}).values())  # rows within 2 points: 5 seeds
+    assert len(grid) == len(want) * len(S.seeds) + extra and len(S.seeds) >= 2
     assert len({s.run_id for s in grid.values()}) == len(grid)  # no two runs collide
     for name, spec in grid.items():
         d, row, seed = base.parse_run_name(name)
@@ -97,15 +98,18 @@ def test_a_list_of_modules_picks_rows_and_an_unknown_one_raises():
 
 
 def test_baseline_shares_notebook_00s_recipe_and_network():
-    """Notebook 00's ResNet18 and this study's ``none`` row differ only in the builder's name and its ``module``
-    argument (so their run ids differ); the two builders give the same network with the same weights."""
+    """Notebook 00's ResNet18 and this study's ``none`` row differ only in the builder's name, its ``module``
+    argument and the number of epochs (so their run ids differ); the two builders give the same network with the
+    same weights."""
     S6, S0 = (profiles.settings(n, "default", overrides={"extra_seeds": {}})
               for n in (cs.NOTEBOOK, "00_benchmark_tour"))
     assert S6.seeds == S0.seeds
     for seed in S6.seeds:
         ours, tour = cs.spec(S6, "none", seed).to_dict(), benchmark_tour.spec(S0, seed).to_dict()
         diff = {k for k in ours if ours[k] != tour[k]}
-        assert diff == {"model", "model_kw"}
+        assert diff == {"model", "model_kw", "train"}  # the default profile halves notebook 00's 8 epochs
+        assert {k for k in ours["train"] if ours["train"][k] != tour["train"].get(k)} <= {"epochs", "eval_every"}
+        assert (ours["train"]["epochs"], tour["train"]["epochs"]) == (4, 8)
         assert (ours["model"], tour["model"]) == ("study_resnet18", "resnet18")
         assert {k: v for k, v in ours["model_kw"].items() if k != "module"} == tour["model_kw"]
         assert cs.spec(S6, "none", seed).run_id != benchmark_tour.spec(S0, seed).run_id
@@ -113,7 +117,7 @@ def test_baseline_shares_notebook_00s_recipe_and_network():
 
 
 def test_gholm_runs_on_the_same_network_as_none():
-    S = profiles.settings(cs.NOTEBOOK, "default")
+    S = profiles.settings(cs.NOTEBOOK, "default", overrides={"gholm_model": "gholm_resnet18"})
     spec = cs.spec(S, cs.GHOLM_ROW, 0)
     torch.manual_seed(0)
     gholm = create_model(spec.model, 10, **spec.model_kw).net

@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "03_mixed_attention": "mixed_attention",
     "04_gholm_net": "gholm",
     "05_convnextv2_scra": "scra",
+    "06_cross_paper_study": "cross_study",
 }
 
 

@@ -165,7 +165,7 @@ def describe_rows(S: CrossStudy) -> pd.DataFrame:
     if S.loss:
         out.append({"name": loss_row(S), "paper": "000", "where": "the loss (module none)",
                     "description": f"the plain backbone trained with the {S.loss} loss (notebook 01's best)"})
-    why = "" if S.gholm_model else " (not run in this profile: no GHOLM-Net on this backbone)"
+    why = "" if S.gholm_model else f" (not run in this profile: {S.gholm_why})"
     out.append({"name": GHOLM_ROW, "paper": "003", "where": "the training step (module none)",
                 "description": f"GHOLM-Net: Grad-CAM crop and erase branches + SupCon{why}"})
     return pd.DataFrame(out).set_index("name")
@@ -286,8 +286,8 @@ def conclusions(S: CrossStudy, records: Mapping[str, object]) -> list[Conclusion
     out += [_claim(S, t, r) for r in t.index if r != BASELINE]
     if not S.gholm_model:
         out.append(Conclusion(f"claim/{S.dataset}/{GHOLM_ROW}", evidence.claim(
-            f"{GHOLM_ROW} improves over the plain backbone", not_testable="not run in this profile: fgic has no "
-            "GHOLM-Net on this backbone (gholm_model is null)"), "not testable"))
+            f"{GHOLM_ROW} improves over the plain backbone", not_testable=f"not run in this profile: {S.gholm_why}"),
+            "not testable"))
     return [*out, _ranking_line(S, t)]
 
 
