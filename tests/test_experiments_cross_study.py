@@ -138,17 +138,19 @@ def test_best_loss_is_recomputed_from_notebook_01s_committed_records():
     assert cs.best_loss({}) is None
 
 
-def test_paper_profile_is_cub_at_448_with_weights_and_says_why_gholm_is_not_run():
+def test_paper_profile_is_cub_at_448_with_weights_and_gholm_on_the_same_resnet50():
     S = profiles.settings(cs.NOTEBOOK, "paper")
     spec = cs.spec(S, "csca", 0)
     assert (spec.model, spec.dataset, spec.transform_kw, spec.pretrained) == ("study_resnet50", "cub",
                                                                              {"image_size": 448}, True)
-    assert spec.data_kw == {"val_fraction": 0.0} and cs.GHOLM_ROW not in cs.rows(S)
+    assert spec.data_kw == {"val_fraction": 0.0} and cs.GHOLM_ROW in cs.rows(S)
+    assert cs.spec(S, cs.GHOLM_ROW, 0).model == "gholm_resnet50"
+    D = profiles.settings(cs.NOTEBOOK, "default")  # the default profile leaves GHOLM out and says why
+    assert cs.GHOLM_ROW not in cs.rows(D) and "did not learn" in D.gholm_why
     with pytest.raises(KeyError, match="not run"):
-        cs.spec(S, cs.GHOLM_ROW, 0)
-    lines = cs.conclusions(S, {})
-    gholm = [c for c in lines if c.key == f"claim/cub/{cs.GHOLM_ROW}"]
-    assert len(gholm) == 1 and "not testable here (not run in this profile" in gholm[0].text
+        cs.spec(D, cs.GHOLM_ROW, 0)
+    gholm = [c for c in cs.conclusions(D, {}) if c.key == f"claim/benchmark/{cs.GHOLM_ROW}"]
+    assert len(gholm) == 1 and "not testable here (not run in this profile: its three-branch" in gholm[0].text
     assert cs.robustness_table(S, {}).empty and "not testable" in cs.robustness_table(S, {}).attrs["caption"]
 
 

@@ -182,6 +182,7 @@ TINY = {  # name prefix -> kwargs of a small version (first match wins); models 
     "resnet50": RN,
     "vgg16_bn_": {"width": 8, "hidden": 16},
     "gholm_resnet18": {"width": 8},
+    "gholm_resnet50": RN,
     "gholm_convnext": CNX,
     "convnextv2_": CNX,
     "convnext_atto": CNX,

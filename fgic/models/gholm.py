@@ -247,6 +247,13 @@ def gholm_resnet18(num_classes: int, pretrained: bool | str = False, drop_rate: 
     return _gholm("resnet18", num_classes, pretrained, drop_rate, kw)
 
 
+@register_model("gholm_resnet50", paper="003")
+def gholm_resnet50(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
+    """GHOLM-Net on torchvision's ResNet-50 backbone: notebook 06's paper profile puts GHOLM on the same ResNet-50
+    as every attention module (``study_resnet50`` with ``module="none"``); a departure from the paper's ConvNeXt-S."""
+    return _gholm("resnet50", num_classes, pretrained, drop_rate, kw)
+
+
 @register_model("gholm_convnext_atto", paper="003")
 def gholm_convnext_atto(num_classes: int, pretrained: bool | str = False, drop_rate: float = 0.0, **kw):
     """GHOLM-Net on a timm ConvNeXt-Atto backbone (3.7 M parameters; CPU profiles)."""
