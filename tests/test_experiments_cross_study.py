@@ -220,3 +220,14 @@ def test_trained_smoke_rows_give_cost_localisation_and_robustness(tmp_path, monk
     L = cs.localisation_conclusions(S, loc)
     assert [c.key for c in L] == [f"localisation/{S.dataset}/{r}" for r in rows]
     assert len(cs.robustness_conclusions(S, rob)) == len(rows) - 1
+
+
+def test_accb_is_costed_as_deployed_fused_and_trained_unfused():
+    """ACCB's inference cost is the fused network's (the plain backbone's GMACs, every block fused);
+    its training step runs the three branches, so it trains slower than the plain backbone."""
+    S = smoke(modules=["accb"])
+    none, accb = (cs.measure(cs.spec(S, r, 0), 3, 32, batch=4, repeats=2, warmup=1) for r in ("none", "accb"))
+    assert accb["fused blocks"] > 0 and none["fused blocks"] == 0
+    assert accb["GMACs"] == pytest.approx(none["GMACs"])  # the fused 3x3 convs: the plain network's cost
+    # parameters: BN folded into the fused conv's bias (one value per channel instead of BN's two)
+    assert none["params (M)"] * 0.99 < accb["params (M)"] <= none["params (M)"]

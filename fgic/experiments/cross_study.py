@@ -317,24 +317,24 @@ def _median_seconds(fn, repeats: int, warmup: int) -> float:
 
 
 def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup: int, device: str = "cpu") -> dict:
-    """Cost of one run's network (random weights): params, GMACs, GFLOPs, inference and training images / s."""
+    """Cost of one run's network (random weights): training images / s of the network as trained; params, GMACs,
+    GFLOPs and inference images / s of the network as deployed (``fgic.models.reparameterize``: ACCB's three
+    branches fused into one 3x3 conv, so inference costs what the fused network costs)."""
+    import copy
+
     from fgic.cost import complexity
     from fgic.engine import TrainModule
     from fgic.losses import create_loss
-    from fgic.models import create_model
+    from fgic.models import create_model, reparameterize
 
     torch.manual_seed(0)
     model = create_model(spec_.model, num_classes=k, **spec_.model_kw)
-    c = complexity(model, (3, size, size))  # one image, eval mode
-    module = TrainModule(model, create_loss(spec_.loss, num_classes=k, feat_dim=model.num_features, **spec_.loss_kw))
+    crit = create_loss(spec_.loss, num_classes=k, feat_dim=model.num_features, **spec_.loss_kw)
     fmt = torch.channels_last if spec_.train.get("channels_last") else torch.contiguous_format
-    module = module.to(device=device, memory_format=fmt)
+    module = TrainModule(model, crit).to(device=device, memory_format=fmt)
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)  # (B, 3, H, W)
     y = (torch.arange(batch, device=device) // 2) % k  # pairs of one class: SupCon has positives
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    module.eval()
-    with torch.no_grad():
-        infer = _median_seconds(lambda: (module(x), sync()), repeats, warmup)  # the run's test-time scores
     opt = torch.optim.SGD(module.parameters(), lr=1e-4, momentum=0.9)
     module.train()
 
@@ -346,9 +346,15 @@ def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup:
         sync()
 
     train = _median_seconds(step, repeats, warmup)
+    deployed = reparameterize(copy.deepcopy(model).cpu())  # eval mode, training-time branches fused
+    c = complexity(deployed, (3, size, size))  # one image
+    served = TrainModule(deployed, crit).to(device=device, memory_format=fmt).eval()
+    with torch.no_grad():
+        infer = _median_seconds(lambda: (served(x), sync()), repeats, warmup)  # the run's test-time scores
     return {"params (M)": c["params"] / 1e6, "GMACs": c["gmacs"], "GFLOPs": c["gflops"],
             "infer img/s": batch / infer, "train img/s": batch / train,
-            "infer ms/img": 1e3 * infer / batch, "train ms/img": 1e3 * train / batch}
+            "infer ms/img": 1e3 * infer / batch, "train ms/img": 1e3 * train / batch,
+            "fused blocks": deployed.num_reparameterized}
 
 
 def cost_table(S: CrossStudy, num_classes_: int | None = None, device: str = "cpu") -> pd.DataFrame:
