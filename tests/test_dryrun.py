@@ -42,7 +42,7 @@ def test_the_cross_study_paper_grid_is_shrunk_and_run_once_per_module(tmp_path):
     assert changes == ["no pretrained weights", 'shrunk {"layers":[1,1,1,1],"width":8}']
     grid = dryrun.grid("06_cross_paper_study").values()
     nets = {dryrun._keys(dryrun.dry_spec(s, "cub", str(tmp_path))[0]) for s in grid}
-    assert len(nets) == len(list_study_modules()) + 1  # every module once, and the MC-loss row
+    assert len(nets) == len(list_study_modules()) + 2  # every module once, the MC-loss row and GHOLM (ResNet-50)
 
 
 def test_every_notebook_has_a_paper_grid():
@@ -76,8 +76,8 @@ def test_dry_run_of_the_cross_study_runs_every_module_on_cub100():
 
     rows = dryrun.dry_run(["06"], data_root=str(CUB100), out=io.StringIO())
     assert all(r.ok for r in rows), [r.error for r in rows if not r.ok]
-    assert {r.name.split(":")[1] for r in rows} == {*list_study_modules(), "none+MC"}
-    assert {r.model for r in rows} == {"study_resnet50"} and {r.dataset for r in rows} == {"cub"}
+    assert {r.name.split(":")[1] for r in rows} == {*list_study_modules(), "none+MC", "none+GHOLM"}
+    assert {r.model for r in rows} == {"study_resnet50", "gholm_resnet50"} and {r.dataset for r in rows} == {"cub"}
 
 
 @needs_cub100
