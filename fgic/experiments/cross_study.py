@@ -229,17 +229,11 @@ def tables(S: CrossStudy, records: Mapping[str, object]) -> dict[str, pd.DataFra
 
 
 def view(table: pd.DataFrame, reference: str = BASELINE) -> pd.DataFrame:
-    """A ``compare`` table as shown: paper gain | ours mean +- std (n) | diff [95 % CI] | p | verdict | failed."""
-    def diff(r) -> str:
-        return "" if pd.isna(r["diff"]) else f"{r['diff']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+    """A ``compare`` table as shown: paper gain | ours mean +- std (n) | diff [95 % CI] | p | verdict | failed
+    (``multi_attention.view``'s columns, the paper's number being a gain here, shown only where there is one)."""
+    from fgic.experiments.multi_attention import view as shown
 
-    out = pd.DataFrame({
-        "ours (mean +- std, n seeds)": table["ours"],
-        f"diff vs {reference} [95 % CI]": table.apply(diff, axis=1),
-        "p": table["p"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
-        "verdict": table["verdict"],
-        "failed seeds": table["failed"],
-    }, index=table.index)
+    out = shown(table, reference).drop(columns="paper")
     if "paper" in table and table["paper"].notna().any():
         out.insert(0, "paper gain", table["paper"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}"))
     return out
