@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         help="each notebook trains its own runs (default: all grids first, in one queue, longest runs first)",
     )
     nb.add_argument(
+        "--jobs", default="auto",
+        help="notebooks executed at a time after the queue (default auto: 2 on a CPU-only machine, 1 with a GPU "
+        "or in the paper profile)",
+    )
+    nb.add_argument(
         "--executor", default="local", choices=["local", "slurm", "submitit-local"], help="where runs train"
     )
     nb.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs (--executor slurm)")
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides=args.overrides,
             env={k: str(v) for k, v in env.items() if v is not None},
             pretrain_runs=not args.per_notebook,
+            jobs=args.jobs,
         )
         failed = [r for r in results if not r["ok"]]
         total = time.perf_counter() - t0  # the whole main job: the shared queue and every notebook

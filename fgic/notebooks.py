@@ -11,6 +11,11 @@ grid (``fgic.reproduce.EXPERIMENTS``) train in one ``train_many`` call, the note
 each grid's last runs left a core idle; one queue keeps both busy to the end. The records are the same either way
 (every run is seeded and pins its threads).
 
+**Two notebooks at a time** (``notebook_jobs``): after the queue, each notebook mostly evaluates and draws on one
+thread, so on a CPU-only machine the smoke and default profiles execute two at a time (the biggest grids first),
+each kernel pinned to half the cores (``OMP_NUM_THREADS``, unless set). Timings a notebook measures (notebook 06's
+cost table) then share the machine with the other notebook, as its training runs shared it with the other run.
+
 **Published results**: a default-profile run without overrides also writes each executed notebook that
 passed to ``results/<name>.ipynb`` (committed: what a reader who runs nothing sees, with every table,
 figure and conclusion, on GitHub or in JupyterLab; run-time metadata and widget state dropped).
@@ -20,10 +25,13 @@ colours, so it reads the same at a third of the bytes); ``publish`` warns when a
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -36,23 +44,12 @@ MAX_FIGURE_PX = 1400  # published figures: widest side in pixels (the notebooks 
 
 def shrink_png(b64: str, max_px: int = MAX_FIGURE_PX) -> str:
     """A base64 PNG as a palette PNG (256 colours, transparency kept) no wider than ``max_px``; the original
-    when that is not smaller."""
+    when that is not smaller (``fgic.viz.palette_png``)."""
     import base64
-    import io
 
-    from PIL import Image
+    from fgic.viz import palette_png
 
-    raw = base64.b64decode(b64)
-    im = Image.open(io.BytesIO(raw))
-    im.load()
-    if max(im.size) > max_px:
-        k = max_px / max(im.size)
-        im = im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))), Image.LANCZOS)
-    im = im.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE)  # (H, W) palette indices
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=True)
-    small = buf.getvalue()
-    return base64.b64encode(small).decode() if len(small) < len(raw) else b64
+    return base64.b64encode(palette_png(base64.b64decode(b64), max_px)).decode()
 
 
 def results_dir() -> Path:
@@ -103,7 +100,8 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
 
 
 def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
-    """Train the grids of the notebooks ``names`` (stems) in one queue; return ``{"runs": n, "error": ""}``.
+    """Train the grids of the notebooks ``names`` (stems) in one queue; return ``{"runs": n, "error": "", "sizes":
+    {stem: runs in its grid}}``.
 
     Settings come from ``fgic.profiles.settings`` as in the notebook's kernel (``$FGIC_SET`` and friends are read the
     same way). A module with ``PRETRAIN = False`` (notebook 07: it decides at run time whether to train) is left to
@@ -115,7 +113,7 @@ def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
     from fgic.reproduce import EXPERIMENTS, experiment
     from fgic.runs import train_many
 
-    grids = []
+    grids, sizes = [], {}
     for name in names:
         if name not in EXPERIMENTS:
             continue
@@ -124,9 +122,10 @@ def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
             continue
         grid = exp.grid(settings(exp.NOTEBOOK, profile))
         grids.append(grid)
+        sizes[name] = len(grid)
     specs = {n: s for grid in grids for n, s in grid.items()}
     if not specs:
-        return {"runs": 0, "error": ""}
+        return {"runs": 0, "error": "", "sizes": sizes}
     try:
         per_run = {id(g): spec_seconds(next(iter(g.values()))) for g in grids}
         grids.sort(key=lambda g: -per_run[id(g)])
@@ -136,8 +135,69 @@ def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
     try:
         train_many(list(order.values()), group=profile, names=list(order), retrain=retrain)
     except Exception as e:  # noqa: BLE001 - reported by the notebook that needs the run
-        return {"runs": len(order), "error": f"{type(e).__name__}: {e}"}
-    return {"runs": len(order), "error": ""}
+        return {"runs": len(order), "error": f"{type(e).__name__}: {e}", "sizes": sizes}
+    return {"runs": len(order), "error": "", "sizes": sizes}
+
+
+
+def notebook_jobs(jobs: int | str = "auto", profile: str = "default") -> int:
+    """Notebooks executed at a time: ``"auto"`` is 2 on a CPU-only machine with 2 or more cores for the smoke and
+    default profiles (after the queue, most of a notebook's time is one thread evaluating and drawing), else 1
+    (the paper profile's notebooks share one GPU). An int is taken as given (at least 1)."""
+    if jobs == "auto":
+        if profile == "paper":
+            return 1
+        import torch
+
+        return 1 if torch.cuda.is_available() else max(1, min(2, os.cpu_count() or 1))
+    n = int(jobs)
+    if n < 1:
+        raise ValueError(f"jobs must be at least 1 or 'auto', got {jobs!r}")
+    return n
+
+
+class _Inline:
+    """An executor that runs each task when it is submitted (``jobs=1``: the notebooks in this process)."""
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+
+@contextlib.contextmanager
+def _pool(jobs: int):
+    if jobs == 1:
+        yield _Inline()
+        return
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _execute(nb: str, out: str, profile: str, retrain: bool, timeout: int | None) -> dict:
+    """Execute one notebook with papermill (its folder as working directory); ``{"ok", "error", "seconds"}``."""
+    import papermill as pm
+
+    t0 = time.perf_counter()
+    res = {"ok": True, "error": ""}
+    try:
+        pm.execute_notebook(
+            nb,
+            out,
+            parameters={"PROFILE": profile, "RETRAIN": retrain},
+            kernel_name="python3",
+            cwd=str(Path(nb).parent),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            execution_timeout=timeout,
+            record_timing=False,
+            store_widget_state=False,
+        )
+    except Exception as e:  # PapermillExecutionError carries the failing cell
+        last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        res.update(ok=False, error=f"{type(e).__name__}: {last_line}")
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res
 
 
 def run_notebooks(
@@ -148,15 +208,15 @@ def run_notebooks(
     overrides: list[str] | None = None,
     env: dict[str, str] | None = None,
     pretrain_runs: bool = True,
+    jobs: int | str = "auto",
 ) -> list[dict]:
     """Run the notebooks; return one result dict per notebook (name, ok, seconds, error, output).
 
     ``overrides`` (``["epochs=1", "max_steps=20"]``) reach every notebook's ``fgic.profiles.settings`` through
     ``$FGIC_SET`` in the kernel's environment (the notebooks are not edited); ``env`` adds more variables
     (``FGIC_ALLOW_CPU``, ``FGIC_KEEP_GOING``, ``FGIC_EXECUTOR``, ``FGIC_SLURM_*``: read by ``train_many``).
-    ``pretrain_runs``: train every grid in one queue first (``pretrain``); ``False``: each notebook trains its own."""
-    import papermill as pm
-
+    ``pretrain_runs``: train every grid in one queue first (``pretrain``); ``False``: each notebook trains its own.
+    ``jobs``: notebooks executed at a time (``notebook_jobs``)."""
     from fgic.profiles import check_profile, parse_bool
 
     profile = check_profile(profile)
@@ -172,44 +232,43 @@ def run_notebooks(
         **({"FGIC_SET": ";".join(overrides)} if overrides else {}),
         **(env or {}),
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits them
-    results = []
+    jobs = notebook_jobs(jobs, profile)
+    threads = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in [*env, *threads]}
+    os.environ.update(env)  # the kernels inherit them
+    sizes: dict[str, int] = {}
     try:
         if pretrain_runs:
             t0 = time.perf_counter()
             pre = pretrain([nb.stem for nb in nbs], profile, retrain)
+            sizes = pre.get("sizes", {})
             if pre["runs"]:
                 tail = f"; the notebooks will report it: {pre['error']}" if pre["error"] else ""
                 print(f"pre-trained the {pre['runs']} runs of the notebooks' grids in one queue "
                       f"({time.perf_counter() - t0:.0f} s){tail}")
             retrain = False  # trained just now: the notebooks reuse them
-        for nb in tqdm(nbs, desc=f"notebooks ({profile})", unit="nb", file=sys.stdout):
-            out = out_dir / f"{nb.stem}.{profile}.ipynb"
-            t0 = time.perf_counter()
-            res = {"name": nb.stem, "output": str(out), "ok": True, "error": ""}
-            try:
-                pm.execute_notebook(
-                    str(nb),
-                    str(out),
-                    parameters={"PROFILE": profile, "RETRAIN": retrain},
-                    kernel_name="python3",
-                    cwd=str(nb.parent),
-                    progress_bar=False,
-                    request_save_on_cell_execute=False,
-                    execution_timeout=timeout,
-                    record_timing=False,
-                    store_widget_state=False,
-                )
-            except Exception as e:  # PapermillExecutionError carries the failing cell
-                last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-                res.update(ok=False, error=f"{type(e).__name__}: {last_line}")
-            res["seconds"] = round(time.perf_counter() - t0, 1)
-            if res["ok"] and profile == "default" and not overrides:
-                res["published"] = [str(p) for p in publish(out, nb.stem)]
-            status = "ok  " if res["ok"] else "FAIL"
-            tqdm.write(f"  {status} {nb.stem}  ({res['seconds']} s)  {res['error']}".rstrip(), file=sys.stdout)
-            results.append(res)
+        if jobs > 1:  # the kernels share the cores: pin their threads (an explicit setting wins); not the queue's runs
+            per = str(max(1, (os.cpu_count() or 1) // jobs))
+            os.environ.update({k: os.environ.get(k) or per for k in threads})
+        order = sorted(nbs, key=lambda nb: -sizes.get(nb.stem, 0))  # the biggest grids (longest notebooks) first
+        if jobs > 1:
+            print(f"executing {len(nbs)} notebooks {jobs} at a time ({os.environ['OMP_NUM_THREADS']} thread(s) each)")
+        done = {}
+        bar = tqdm(total=len(nbs), desc=f"notebooks ({profile})", unit="nb", file=sys.stdout)
+        with _pool(jobs) as pool:
+            futures = {pool.submit(_execute, str(nb), str(out_dir / f"{nb.stem}.{profile}.ipynb"), profile, retrain,
+                                   timeout): nb for nb in order}
+            for fut in as_completed(futures):
+                nb = futures[fut]
+                res = {"name": nb.stem, "output": str(out_dir / f"{nb.stem}.{profile}.ipynb"), **fut.result()}
+                if res["ok"] and profile == "default" and not overrides:
+                    res["published"] = [str(p) for p in publish(Path(res["output"]), nb.stem)]
+                status = "ok  " if res["ok"] else "FAIL"
+                tqdm.write(f"  {status} {nb.stem}  ({res['seconds']} s)  {res['error']}".rstrip(), file=sys.stdout)
+                bar.update()
+                done[nb.stem] = res
+        bar.close()
+        results = [done[nb.stem] for nb in nbs]
     finally:
         for k, v in old.items():
             if v is None:

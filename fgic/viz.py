@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from fgic import paths
 
 DPI = 120  # fixed resolution of every saved figure
+PALETTE_ABOVE_MB = 1.0  # figure files larger than this are stored as 256-colour PNGs (savefig)
 PNG_METADATA = {"Software": None}  # matplotlib's version string would make bytes depend on the install
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,8 +53,26 @@ def fig_to_png(fig: Figure, dpi: int = DPI) -> bytes:
     return buf.getvalue()
 
 
+def palette_png(raw: bytes, max_px: int | None = None) -> bytes:
+    """PNG bytes as a palette PNG (256 colours, transparency kept), no wider than ``max_px``; the original when
+    that is not smaller. A plot has far fewer colours; a grid of heatmaps reads the same at a third of the bytes."""
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(raw))
+    im.load()
+    if max_px and max(im.size) > max_px:
+        k = max_px / max(im.size)
+        im = im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))), Image.LANCZOS)
+    im = im.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE)  # (H, W) palette indices
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    small = buf.getvalue()
+    return small if len(small) < len(raw) else raw
+
+
 def savefig(fig, name: str, folder: str | os.PathLike | None = None) -> Path:
-    """Write ``fig`` (a Figure or an Axes) to ``figures/<name>.png`` atomically and return the path."""
+    """Write ``fig`` (a Figure or an Axes) to ``figures/<name>.png`` atomically and return the path. A PNG over
+    ``PALETTE_ABOVE_MB`` (the heatmap grids) is stored with 256 colours (``palette_png``)."""
     fig = getattr(fig, "figure", fig) if not isinstance(fig, Figure) else fig
     stem = Path(name).name.removesuffix(".png")
     if not stem or stem != name.removesuffix(".png"):
@@ -63,7 +82,8 @@ def savefig(fig, name: str, folder: str | os.PathLike | None = None) -> Path:
     path = out_dir / f"{stem}.png"
     tmp = out_dir / f".{stem}.{os.getpid()}.tmp"
     try:
-        tmp.write_bytes(fig_to_png(fig))
+        png = fig_to_png(fig)
+        tmp.write_bytes(palette_png(png) if len(png) > PALETTE_ABOVE_MB * 2**20 else png)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -45,3 +45,21 @@ def test_gpu_bench_table_at_tiny_size(capsys):
     assert [(r[0], r[4]) for r in rows] == [(m, lo) for m in ("resnet18", "convnext_atto") for lo in ("fgic", "plain")]
     assert all(float(r[5]) > 0 and r[6].endswith("%") for r in rows)  # img/s and MFU
     assert "loader_ratio_w0 = " in text
+
+
+def test_cross_bench_times_every_row_of_notebook_06(capsys):
+    from fgic.experiments import cross_study as cs
+    from fgic.profiles import settings
+
+    out = run_benchmark("cross", "cpu", tiny=True)
+    text = capsys.readouterr().out
+    rows = cs.rows(settings(cs.NOTEBOOK, "smoke"))
+    assert list(out["rows"]) == rows
+    printed = {line.split()[0] for line in text.splitlines() if line.split() and line.split()[0] in rows}
+    assert printed == set(rows), text
+    r = out["rows"]
+    assert r["none"]["train_over_none"] == 1.0
+    assert all(v["train img/s"] > 0 and v["infer img/s"] > 0 and v["GPU hours"] > 0 for v in r.values())
+    # ACCB is timed as deployed: its three branches fused, so it costs what the plain network costs
+    assert r["accb"]["fused blocks"] > 0 and r["accb"]["GMACs"] == pytest.approx(r["none"]["GMACs"])
+    assert out["grid_gpu_hours"] == pytest.approx(sum(v["GPU hours"] for v in r.values()))

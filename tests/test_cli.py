@@ -155,3 +155,25 @@ def test_publish_stores_figures_as_small_palette_pngs(tmp_path, monkeypatch):
     assert len(small) < len(b64) / 2
     im = Image.open(io.BytesIO(base64.b64decode(small)))
     assert im.mode == "P" and im.width == notebooks.MAX_FIGURE_PX and im.height == round(400 * 1400 / 2000)
+
+
+def test_notebooks_run_two_at_a_time_with_pinned_kernel_threads(project, monkeypatch):
+    import os
+
+    from fgic.notebooks import notebook_jobs, run_notebooks
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cell = ("import os, json, time\nt0 = time.time()\ntime.sleep(3)\n"
+            "json.dump([t0, time.time(), os.environ.get('OMP_NUM_THREADS')], open(f'{NAME}.json', 'w'))")
+    for name in ("03_a", "04_b"):
+        make_notebook(project / "notebooks" / f"{name}.ipynb", [f"NAME = {name!r}", cell])
+    res = run_notebooks("smoke", ["03_a", "04_b"], pretrain_runs=False, jobs=2)
+    assert [r["name"] for r in res] == ["03_a", "04_b"] and all(r["ok"] for r in res), res
+    seen = [json.loads((project / "notebooks" / f"{n}.json").read_text()) for n in ("03_a", "04_b")]
+    (a0, a1, ta), (b0, b1, tb) = seen
+    assert a0 < b1 and b0 < a1  # the two kernels ran at the same time
+    assert ta == tb == str(max(1, (os.cpu_count() or 1) // 2))
+    assert "OMP_NUM_THREADS" not in os.environ  # restored afterwards
+    assert notebook_jobs("auto", "paper") == 1 and notebook_jobs(3) == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        notebook_jobs(0)

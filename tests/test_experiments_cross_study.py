@@ -7,6 +7,7 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -145,12 +146,15 @@ def test_paper_profile_is_cub_at_448_with_weights_and_gholm_on_the_same_resnet50
                                                                              {"image_size": 448}, True)
     assert spec.data_kw == {"val_fraction": 0.0} and cs.GHOLM_ROW in cs.rows(S)
     assert cs.spec(S, cs.GHOLM_ROW, 0).model == "gholm_resnet50"
-    D = profiles.settings(cs.NOTEBOOK, "default")  # the default profile leaves GHOLM out and says why
-    assert cs.GHOLM_ROW not in cs.rows(D) and "did not learn" in D.gholm_why
+    D = profiles.settings(cs.NOTEBOOK, "default")  # GHOLM runs in the default profile too, on its backbone
+    assert cs.GHOLM_ROW in cs.rows(D) and cs.spec(D, cs.GHOLM_ROW, 0).model_kw == D.model_kw
+    assert list(cs.grid(D))[:3] == [f"benchmark:{cs.GHOLM_ROW}:s{s}" for s in D.seeds]  # the longest runs first
+    off = profiles.settings(cs.NOTEBOOK, "default", overrides=["gholm_model=null", "gholm_why=too slow"])
+    assert cs.GHOLM_ROW not in cs.rows(off)  # a profile without it says why
     with pytest.raises(KeyError, match="not run"):
-        cs.spec(D, cs.GHOLM_ROW, 0)
-    gholm = [c for c in cs.conclusions(D, {}) if c.key == f"claim/benchmark/{cs.GHOLM_ROW}"]
-    assert len(gholm) == 1 and "not testable here (not run in this profile: its three-branch" in gholm[0].text
+        cs.spec(off, cs.GHOLM_ROW, 0)
+    gholm = [c for c in cs.conclusions(off, {}) if c.key == f"claim/benchmark/{cs.GHOLM_ROW}"]
+    assert len(gholm) == 1 and "not testable here (not run in this profile: too slow)" in gholm[0].text
     assert cs.robustness_table(S, {}).empty and "not testable" in cs.robustness_table(S, {}).attrs["caption"]
 
 
@@ -231,3 +235,26 @@ def test_accb_is_costed_as_deployed_fused_and_trained_unfused():
     assert accb["GMACs"] == pytest.approx(none["GMACs"])  # the fused 3x3 convs: the plain network's cost
     # parameters: BN folded into the fused conv's bias (one value per channel instead of BN's two)
     assert none["params (M)"] * 0.99 < accb["params (M)"] <= none["params (M)"]
+
+
+def test_spread_labels_keeps_order_and_gap_and_stays_centred():
+    ys = np.array([66.0, 65.1, 65.2, 72.0, 64.4])
+    out = cs.spread_labels(ys, 0.8)
+    assert list(np.argsort(out)) == list(np.argsort(ys, kind="stable"))  # same order
+    assert np.diff(np.sort(out)).min() >= 0.8 - 1e-9 and out.mean() == pytest.approx(ys.mean())
+    far = np.array([1.0, 5.0, 9.0])
+    assert cs.spread_labels(far, 0.8) == pytest.approx(far)  # already apart: unchanged
+
+
+def test_accuracy_vs_cost_names_every_point_and_joins_moved_names():
+    from matplotlib.figure import Figure
+
+    table = pd.DataFrame({"mean": [69.0, 72.0, 71.0, 60.0], "std": [3.0, 4.0, 1.0, 1.0]},
+                         index=["none", "scra", "softmax_sa", "fcsa"])
+    cost = pd.DataFrame({"GMACs": [1.0, 1.001, 1.002, 2.0]}, index=table.index)  # three at nearly the same cost
+    ax = Figure().subplots()
+    front = cs.accuracy_vs_cost(ax, table, cost)
+    names = {t.get_text(): t for t in ax.texts}
+    assert set(names) == set(table.index) and front == ["none", "scra"]  # cheapest; most accurate
+    assert names["fcsa"].arrow_patch is None  # alone: beside its point
+    assert all(names[r].arrow_patch is not None for r in ("none", "scra", "softmax_sa"))  # a column, joined

@@ -33,7 +33,7 @@ def fake_modules(monkeypatch, seconds, skip=()):
 def test_pretrain_queues_the_grids_longest_first_and_leaves_opted_out_notebooks(monkeypatch):
     calls = fake_modules(monkeypatch, {"00_a": 1.0, "01_b": 9.0, "02_c": 5.0, "07_d": 99.0}, skip={"07_d"})
     res = notebooks.pretrain(["00_a", "01_b", "02_c", "07_d", "99_no_experiment"], "smoke", retrain=True)
-    assert res == {"runs": 12, "error": ""}
+    assert res == {"runs": 12, "error": "", "sizes": {"00_a": 4, "01_b": 4, "02_c": 4}}
     (kw,) = calls
     assert [n.split(":")[0] for n in kw["names"][::4]] == ["01_b", "02_c", "00_a"]  # 4 runs per fake grid
     assert kw["group"] == "smoke" and kw["retrain"] is True
@@ -57,7 +57,7 @@ def test_pretrained_runs_are_reused_by_the_grid(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "experiment", lambda nb: exp)
     monkeypatch.setattr(fgic.profiles, "settings", lambda nb, profile, overrides=None: types.SimpleNamespace())
     monkeypatch.setenv("FGIC_RUNS", str(tmp_path))
-    assert notebooks.pretrain(["00_a"], "smoke") == {"runs": 4, "error": ""}
+    assert notebooks.pretrain(["00_a"], "smoke") == {"runs": 4, "error": "", "sizes": {"00_a": 4}}
     stamps = {p: json.loads(p.read_text())["finished"] for p in tmp_path.glob("smoke/*/record.json")}
     assert len(stamps) == 4
     fgic.runs.train_many(list(exp.grid(None).values()), group="smoke", workers=1)

@@ -321,3 +321,20 @@ def test_smoke_profile_figures_carry_the_banner(monkeypatch):
     monkeypatch.setattr(paths, "_active_profile", "smoke")
     assert viz.smoke_banner(fig) and fig.texts[0].get_text().replace("\n", " ") == viz.SMOKE_BANNER
     assert not viz.smoke_banner(fig) and len(fig.texts) == 1  # drawn once
+
+
+def test_savefig_stores_large_figures_with_256_colours(tmp_path):
+    from PIL import Image
+
+    from fgic.viz import fig_to_png, savefig
+
+    fig = Figure(figsize=(8, 8))
+    fig.subplots().imshow(np.random.default_rng(0).random((400, 400, 3)))  # a photo-like grid: many colours
+    raw = fig_to_png(fig)
+    assert len(raw) > 2**20
+    big = savefig(fig, "big", tmp_path)
+    assert Image.open(big).mode == "P" and big.stat().st_size < len(raw) / 2
+    small = Figure(figsize=(3, 2))
+    small.subplots().plot([0, 1], [1, 0])
+    path = savefig(small, "line", tmp_path)
+    assert Image.open(path).mode == "RGBA" and path.read_bytes() == fig_to_png(small)  # small plots stay as drawn

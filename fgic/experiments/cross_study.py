@@ -55,6 +55,7 @@ import statistics
 import time
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -152,8 +153,12 @@ def spec(S: CrossStudy, row: str, seed: int) -> RunSpec:
 
 @base.with_extra_seeds
 def grid(S: CrossStudy) -> dict[str, RunSpec]:
-    """Every run: ``{run_name(S.dataset, row, seed): RunSpec}``, seed-major (the workers start on different rows)."""
-    return {base.run_name(S.dataset, r, s): spec(S, r, s) for s in S.seeds for r in rows(S)}
+    """Every run: ``{run_name(S.dataset, row, seed): RunSpec}``, seed-major (the workers start on different rows),
+    GHOLM's runs first: its three-branch step costs ~3x a plain one, and a queue that starts with its longest runs
+    ends on short ones (both cores busy to the end; ``fgic.notebooks.pretrain`` also times the first run)."""
+    order = [(r, s) for r in rows(S) if r == GHOLM_ROW for s in S.seeds]
+    order += [(r, s) for s in S.seeds for r in rows(S) if r != GHOLM_ROW]
+    return {base.run_name(S.dataset, r, s): spec(S, r, s) for r, s in order}
 
 
 def describe_rows(S: CrossStudy) -> pd.DataFrame:
@@ -310,10 +315,13 @@ def _median_seconds(fn, repeats: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup: int, device: str = "cpu") -> dict:
+def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup: int, device: str = "cpu",
+            bf16: bool = False) -> dict:
     """Cost of one run's network (random weights): training images / s of the network as trained; params, GMACs,
     GFLOPs and inference images / s of the network as deployed (``fgic.models.reparameterize``: ACCB's three
-    branches fused into one 3x3 conv, so inference costs what the fused network costs)."""
+    branches fused into one 3x3 conv, so inference costs what the fused network costs). ``bf16``: both passes
+    under bf16 autocast (what the engine's ``precision="auto"`` trains with on a GPU)."""
+    import contextlib
     import copy
 
     from fgic.cost import complexity
@@ -332,8 +340,12 @@ def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup:
     opt = torch.optim.SGD(module.parameters(), lr=1e-4, momentum=0.9)
     module.train()
 
+    dev_type = torch.device(device).type
+    amp = (lambda: torch.autocast(dev_type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
     def step():  # forward + backward + SGD step, as the engine trains
-        loss, _ = module(x, y)
+        with amp():
+            loss, _ = module(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -343,7 +355,7 @@ def measure(spec_: RunSpec, k: int, size: int, batch: int, repeats: int, warmup:
     deployed = reparameterize(copy.deepcopy(model).cpu())  # eval mode, training-time branches fused
     c = complexity(deployed, (3, size, size))  # one image
     served = TrainModule(deployed, crit).to(device=device, memory_format=fmt).eval()
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         infer = _median_seconds(lambda: (served(x), sync()), repeats, warmup)  # the run's test-time scores
     return {"params (M)": c["params"] / 1e6, "GMACs": c["gmacs"], "GFLOPs": c["gflops"],
             "infer img/s": batch / infer, "train img/s": batch / train,
@@ -379,20 +391,53 @@ def pareto_front(points: pd.DataFrame, cost: str, acc: str = "mean") -> list[str
          and (p.loc[o, cost] < p.loc[r, cost] or p.loc[o, acc] > p.loc[r, acc])) for o in p.index if o != r)]
 
 
+def spread_labels(values, gap: float) -> np.ndarray:
+    """Label positions as close to ``values`` as possible, at least ``gap`` apart, in the same order (1-D)."""
+    v = np.asarray(values, dtype=float)
+    order = np.argsort(v, kind="stable")
+    out = v[order].copy()
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + gap)
+    out -= (out - v[order]).mean()  # centred on the points again; the gaps stay
+    res = np.empty_like(out)
+    res[order] = out
+    return res
+
+
 def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMACs", logx: bool = False) -> list[str]:
-    """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, the Pareto front ringed and joined, the
-    baseline's mean as a dashed line; returns the front's rows."""
+    """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, one colour per row and its name beside
+    it (names of points at nearly the same cost are spread apart and joined to their point), the Pareto front
+    ringed and joined, the baseline's mean as a dashed line; returns the front's rows."""
+    import matplotlib
+    from matplotlib.transforms import ScaledTranslation
+
     d = table[["mean", "std"]].join(cost[[x]]).dropna(subset=["mean", x])
+    colors = matplotlib.colormaps["tab20"].colors
+    xs = np.log10(d[x].to_numpy(dtype=float)) if logx else d[x].to_numpy(dtype=float)
+    width = max(float(np.ptp(xs)), 1e-12)
+    cluster = np.floor((xs - xs.min()) / (0.04 * width)).astype(int)  # points within ~4 % of the x range
+    label_x, label_y = xs.copy(), d["mean"].to_numpy(dtype=float).copy()
+    for c in np.unique(cluster):
+        idx = np.flatnonzero(cluster == c)
+        if len(idx) > 1:  # a column of names right of the cluster, spread apart, each joined to its point
+            label_y[idx] = spread_labels(label_y[idx], 0.065 * max(float(np.ptp(d["mean"])), 1.0))
+            label_x[idx] = xs[idx].max() + 0.04 * width
+    label_x = 10**label_x if logx else label_x
+    beside = ax.transData + ScaledTranslation(5 / 72, 0, ax.figure.dpi_scale_trans)  # 5 points right
     for i, (r, v) in enumerate(d.iterrows()):
-        ax.errorbar(v[x], v["mean"], yerr=0 if pd.isna(v["std"]) else v["std"], fmt="o", color=f"C{i % 10}",
-                    capsize=3, label=r)
-        ax.annotate(r, (v[x], v["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.errorbar(v[x], v["mean"], yerr=0 if pd.isna(v["std"]) else v["std"], fmt="o", color=colors[i % 20],
+                    capsize=3, zorder=3)
+        moved = label_x[i] != v[x] or label_y[i] != v["mean"]
+        ax.annotate(r, (v[x], v["mean"]), xytext=(label_x[i], label_y[i]), textcoords=beside, fontsize=7,
+                    va="center", color="0.15", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
+                    arrowprops=dict(arrowstyle="-", lw=0.6, color=colors[i % 20]) if moved else None)
     front = pareto_front(d, x)
     f = d.loc[front].sort_values(x)
     ax.plot(f[x], f["mean"], color="k", lw=1, alpha=0.7, marker="o", ms=12, mfc="none", label="Pareto front")
     if BASELINE in d.index:
         ax.axhline(d.loc[BASELINE, "mean"], ls="--", color="gray", lw=0.8)
     ax.set_xscale("log" if logx else "linear")
+    ax.margins(x=0.1)  # room for the names right of the last points
     ax.set_xlabel(x)
     ax.set_ylabel("test top-1 (%)")
     return front
