@@ -31,6 +31,7 @@ from fgic import stats
 from fgic.health import run_health
 
 COLUMNS = ["paper", "ours", "n", "mean", "std", "diff", "ci_low", "ci_high", "p", "verdict", "failed", "paper_diff"]
+ALL_COLUMNS = ["diff_all", "ci_low_all", "ci_high_all", "p_all", "n_all"]  # the same, counting finished failed seeds
 
 
 def _value(record, metric: str) -> float | None:
@@ -53,6 +54,18 @@ def healthy(cell: Mapping[int, object], metric: str = "test_top1") -> tuple[dict
     return ok, failed
 
 
+def measured(cell: Mapping[int, object], failed: Mapping[int, str], metric: str = "test_top1") -> dict[int, float]:
+    """``{seed: value}`` of the failed seeds that still finished with a finite ``metric`` (a run that did not
+    learn, not one that diverged or never finished): what ``compare``'s "counting the failed seeds" line uses."""
+    out = {}
+    for seed in failed:
+        rec = cell.get(seed)
+        v = _value(rec, metric) if rec is not None and rec.get("status") == "finished" else None
+        if v is not None and math.isfinite(v):
+            out[seed] = v
+    return out
+
+
 def compare(cells: Mapping[str, Mapping[int, object]], baseline: str | None = None,
             paper: Mapping[str, float | None] | None = None, metric: str = "test_top1",
             scale: float = 100.0) -> pd.DataFrame:
@@ -60,13 +73,16 @@ def compare(cells: Mapping[str, Mapping[int, object]], baseline: str | None = No
 
     ``baseline``: the row every other row is compared with (paired over shared seeds); ``paper``:
     ``{row: the paper's number}`` in the table's unit (``scale`` = 100: percentage points). Numeric
-    columns are in that unit; ``ours`` is the formatted ``"82.7 +- 1.2 (n=3)"``.
+    columns are in that unit; ``ours`` is the formatted ``"82.7 +- 1.2 (n=3)"``. Where a row or the baseline
+    has failed seeds that finished with a value (``measured``), ``diff_all`` .. ``n_all`` hold the same paired
+    comparison counting them too: a sensitivity check, never the verdict.
     """
     paper = dict(paper or {})
     if baseline is not None and baseline not in cells:
         raise KeyError(f"baseline {baseline!r} is not a row of this table ({list(cells)})")
     values = {row: healthy(cell, metric) for row, cell in cells.items()}
     base_ok = values[baseline][0] if baseline is not None else {}
+    base_all = {**base_ok, **measured(cells[baseline], values[baseline][1], metric)} if baseline is not None else {}
     p_base = paper.get(baseline) if baseline is not None else None
     out = []
     for row, (ok, failed) in values.items():
@@ -84,10 +100,17 @@ def compare(cells: Mapping[str, Mapping[int, object]], baseline: str | None = No
                 paper_diff = None if math.isnan(r["paper_diff"]) else r["paper_diff"] / scale
                 r.update(diff=c.diff * scale, ci_low=c.ci[0] * scale, ci_high=c.ci[1] * scale, p=c.p,
                          verdict=stats.verdict(c, paper_diff), n_paired=len(shared))
+        if baseline is not None and row != baseline:
+            every = {**ok, **measured(cells[row], failed, metric)}
+            shared_all = sorted(set(every) & set(base_all))
+            if (len(every) > len(ok) or len(base_all) > len(base_ok)) and len(shared_all) >= 2:
+                c = stats.paired_seeds([base_all[k] for k in shared_all], [every[k] for k in shared_all])
+                r.update(diff_all=c.diff * scale, ci_low_all=c.ci[0] * scale, ci_high_all=c.ci[1] * scale,
+                         p_all=c.p, n_all=len(shared_all))
         elif row == baseline:
             r["verdict"] = "baseline"
         out.append(r)
-    return pd.DataFrame(out, columns=["row", *COLUMNS, "n_paired"]).set_index("row")
+    return pd.DataFrame(out, columns=["row", *COLUMNS, "n_paired", *ALL_COLUMNS]).set_index("row")
 
 
 def _num(x) -> float:
@@ -110,6 +133,11 @@ def sentence(row: str, r: Mapping, baseline: str, unit: str = "points") -> str:
     if r["verdict"] == "baseline":
         return f"{row} (baseline): {r['ours']}."
     failed = f" {r['failed']}." if r.get("failed") else ""
+    d_all = r.get("diff_all", math.nan)
+    if d_all is not None and not math.isnan(d_all):  # the sensitivity check: the failed seeds' values counted
+        failed += (f" Counting the failed seeds' measured values too (they finished training): {_pm(d_all)} {unit} "
+                   f"[95 % CI {_pm(r['ci_low_all'])}, {_pm(r['ci_high_all'])}], p = {r['p_all']:.3f}, "
+                   f"paired over {int(r['n_all'])} seeds.")
     if math.isnan(r["diff"]):
         return f"{row} vs {baseline}: not compared ({r['verdict'] or 'no healthy seeds'}).{failed}"
     n = r.get("n_paired", math.nan)

@@ -6,7 +6,11 @@ parts tell a class from its nearest classes; CUB gives object boxes), every heat
 - ``pointing_object`` / ``pointing_part``: its maximum lies in the object box / in any discriminative
   part box (the pointing game of Zhang et al., 2016);
 - ``energy_object`` / ``energy_part``: the fraction of its mass inside the object box / inside the union
-  of the discriminative part boxes.
+  of the discriminative part boxes;
+- ``iou_object`` / ``iou_part``: the box IoU of the heatmap's box with the object box / with the best-matching
+  discriminative part box. The heatmap's box is the weakly supervised localisation protocol of CAM (Zhou et al.,
+  2016): the box around the largest 8-connected region above ``IOU_THRESHOLD`` (20 %) of the map's maximum
+  (``fgic.cam.heatmap_to_boxes``).
 
 ``centre_prior`` is the reference every score should be read against: a Gaussian blob at the image
 centre, which already scores well on data sets whose objects are centred. A method earns credit for
@@ -25,8 +29,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from fgic.cam import energy_in_box, pointing_game
+from fgic.cam import box_iou, energy_in_box, heatmap_to_boxes, pointing_game
 
+IOU_THRESHOLD = 0.2  # of each heatmap's maximum: the box protocol of CAM (Zhou et al., 2016)
 NO_BOXES = "no boxes in this data set: localisation scores are not measured (NaN)"
 
 
@@ -58,11 +63,13 @@ def localisation_scores(heatmaps: torch.Tensor, annotations: Sequence[dict]) -> 
     has_obj = torch.tensor([bool(a.get("object")) for a in annotations], dtype=torch.bool)  # (B,)
     obj = torch.tensor([_scaled(a["object"], a, h, w) if a.get("object") else [0.0] * 4 for a in annotations])
     nan = torch.full((b,), math.nan)
+    hm_box = heatmap_to_boxes(heatmaps, IOU_THRESHOLD * heatmaps.flatten(1).amax(1))  # (B, 4), heatmap pixels
     out = {
         "pointing_object": torch.where(has_obj, pointing_game(heatmaps, obj.view(b, 4)).float(), nan),
         "energy_object": torch.where(has_obj, energy_in_box(heatmaps, obj.view(b, 4)), nan),
+        "iou_object": torch.where(has_obj, box_iou(hm_box, obj.view(b, 4)), nan),
     }
-    point_part, energy_part = torch.full((b,), float("nan")), torch.full((b,), float("nan"))
+    point_part, energy_part, iou_part = (torch.full((b,), float("nan")) for _ in range(3))
     for i, a in enumerate(annotations):
         parts = [_scaled(a["parts"][p], a, h, w) for p in a.get("discriminative", []) if p in a.get("parts", {})]
         if not parts:
@@ -71,7 +78,9 @@ def localisation_scores(heatmaps: torch.Tensor, annotations: Sequence[dict]) -> 
         hm = heatmaps[i]
         point_part[i] = float(mask.flatten()[hm.flatten().argmax()])
         energy_part[i] = float((hm * mask).sum() / hm.sum().clamp_min(1e-12))
-    out.update(pointing_part=point_part, energy_part=energy_part)
+        part_boxes = torch.tensor(parts, dtype=torch.float32)  # (P, 4)
+        iou_part[i] = float(box_iou(hm_box[i].expand_as(part_boxes), part_boxes).max())
+    out.update(pointing_part=point_part, energy_part=energy_part, iou_part=iou_part)
     return out
 
 

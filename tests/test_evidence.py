@@ -75,3 +75,17 @@ def test_seed_values_feed_plot_ablation():
     assert failed == {"big": ["collapsed"]}
     ax = viz.plot_ablation(data, failed=failed, baseline="base")
     assert len(ax.patches) == 3 and "2 ok + 1 failed (collapsed)" in ax.get_xticklabels()[2].get_text()
+
+
+def test_failed_seeds_that_finished_are_counted_only_in_the_sensitivity_line():
+    c = cells()
+    c["big"][3], c["base"][3] = rec(0.5, status="failed"), rec(0.73)  # a run that never finished: never counted
+    t = evidence.compare(c, baseline="base")
+    # the verdict stays on seeds 0 and 1; counting seed 2's measured 10 %: diffs +10, +10, -61 -> mean -13.67
+    assert t.loc["big", "diff"] == pytest.approx(10.0) and t.loc["big", "n_paired"] == 2
+    assert t.loc["big", "diff_all"] == pytest.approx((10 + 10 - 61) / 3) and t.loc["big", "n_all"] == 3
+    assert t.loc["big", "p_all"] > 0.05 and math.isnan(t.loc["small", "diff_all"])  # no failed seed: no line
+    line = evidence.sentence("big", t.loc["big"], "base")
+    assert "Counting the failed seeds' measured values too (they finished training): -13.7 points" in line
+    assert "paired over 3 seeds." in line and "contradicted" not in line.split("Counting")[1]
+    assert evidence.measured(c["big"], {2: "collapsed", 3: "did not finish"}) == {2: pytest.approx(0.10)}

@@ -258,3 +258,11 @@ def test_accuracy_vs_cost_names_every_point_and_joins_moved_names():
     assert set(names) == set(table.index) and front == ["none", "scra"]  # cheapest; most accurate
     assert names["fcsa"].arrow_patch is None  # alone: beside its point
     assert all(names[r].arrow_patch is not None for r in ("none", "scra", "softmax_sa"))  # a column, joined
+
+
+def test_paper_profile_runs_the_same_grid_on_cars_where_given():
+    S = profiles.settings(cs.NOTEBOOK, "paper", dataset="cars", data_root="/data/cars")
+    sp = cs.spec(S, "csca", 0)
+    assert (sp.dataset, sp.data_kw, sp.transform_kw) == ("cars", {"root": "/data/cars", "val_fraction": 0.0},
+                                                         {"image_size": 448})
+    assert (sp.model, sp.pretrained) == ("study_resnet50", True) and len(cs.grid(S)) == len(cs.rows(S)) * 3

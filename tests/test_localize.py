@@ -97,3 +97,19 @@ def test_real_cub_subset_without_bounding_boxes_gives_a_note():
     with pytest.warns(UserWarning, match="no boxes in this data set"):
         scores = score_heatmap_fn(lambda x, y: x.mean(1), test, [0, 1, 2])
     assert math.isnan(scores["pointing_object"])
+
+
+def test_box_iou_uses_the_largest_region_above_a_fifth_of_the_maximum():
+    hm = torch.zeros(2, 8, 8)
+    hm[0, 0:4, 4:8] = 1.0  # a block exactly on the object box (4, 0, 8, 4)
+    hm[1, 0:4, 4:8] = 0.5  # the same block, weaker, ...
+    hm[1, 7, 0] = 1.0  # ... and a one-pixel maximum: the largest region above 0.2 x max is still the block
+    hm[1, 6, 6] = 0.1  # under the threshold: ignored
+    parts = {"beak": (5, 0, 8, 3), "tail": (0, 5, 3, 8)}
+    anns = [ann(obj=(4, 0, 8, 4), parts=parts, disc=["beak"]), ann(obj=(0, 0, 8, 8), parts=parts, disc=["tail"])]
+    s = localisation_scores(hm, anns)
+    assert s["iou_object"].tolist() == pytest.approx([1.0, 16 / 64])
+    assert s["iou_part"][0].item() == pytest.approx(9 / 16)  # beak 3 x 3 inside the 4 x 4 box
+    assert s["iou_part"][1].item() == 0.0  # the tail does not meet the block
+    no_obj = localisation_scores(hm[:1], [ann(obj=None)])
+    assert math.isnan(no_obj["iou_object"].item()) and math.isnan(no_obj["iou_part"].item())

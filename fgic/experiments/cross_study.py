@@ -70,7 +70,7 @@ NOTEBOOK = "06_cross_paper_study"
 BASELINE = "none"  # the plain backbone: every row is compared with it, paired over seeds
 GHOLM_ROW = "none+GHOLM"
 LOSS_LABELS = {"ce": "CE", "mc": "MC", "focal": "Focal", "center": "Center", "cosface": "LMCL"}
-LOC_KEYS = ("pointing_part", "energy_part", "pointing_object", "energy_object")
+LOC_KEYS = ("pointing_part", "energy_part", "iou_part", "pointing_object", "energy_object", "iou_object")
 LOC_COMPARED = "energy_part"  # the localisation score paired with none's (continuous: more sensitive)
 PRIOR = "centre prior (reference)"
 # row -> (experiment module, its paper table, data set, the row with the module, its baseline row, what it is):
@@ -124,8 +124,9 @@ def rows(S: CrossStudy) -> list[str]:
 
 
 def data_source(S: CrossStudy) -> tuple[str, dict, int]:
-    """(data set, build_dataset kwargs, input size) of every run: the benchmark (or your data) or ``S.dataset``."""
-    if S.dataset == BENCHMARK:
+    """(data set, build_dataset kwargs, input size) of every run: your data (``S.data``: the notebook's ``DATASET``,
+    e.g. ``"cars"`` in the paper profile), else the benchmark or ``S.dataset``. Run names keep ``S.dataset``."""
+    if S.dataset == BENCHMARK or S.data is not None:
         data, data_kw, size = profiles.data_source(S)
     else:
         data, data_kw, size = S.dataset, dict(S.data_kw), int(S.image_size)
