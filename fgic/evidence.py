@@ -135,7 +135,8 @@ def sentence(row: str, r: Mapping, baseline: str, unit: str = "points") -> str:
     failed = f" {r['failed']}." if r.get("failed") else ""
     d_all = r.get("diff_all", math.nan)
     if d_all is not None and not math.isnan(d_all):  # the sensitivity check: the failed seeds' values counted
-        failed += (f" Counting the failed seeds' measured values too (they finished training): {_pm(d_all)} {unit} "
+        failed += (f" Counting the failed seeds of this row and the baseline at their measured values (they finished "
+                   f"training): {_pm(d_all)} {unit} "
                    f"[95 % CI {_pm(r['ci_low_all'])}, {_pm(r['ci_high_all'])}], p = {r['p_all']:.3f}, "
                    f"paired over {int(r['n_all'])} seeds.")
     if math.isnan(r["diff"]):

@@ -86,6 +86,7 @@ def test_failed_seeds_that_finished_are_counted_only_in_the_sensitivity_line():
     assert t.loc["big", "diff_all"] == pytest.approx((10 + 10 - 61) / 3) and t.loc["big", "n_all"] == 3
     assert t.loc["big", "p_all"] > 0.05 and math.isnan(t.loc["small", "diff_all"])  # no failed seed: no line
     line = evidence.sentence("big", t.loc["big"], "base")
-    assert "Counting the failed seeds' measured values too (they finished training): -13.7 points" in line
+    assert "Counting the failed seeds of this row and the baseline at their measured values (they finished " \
+        "training): -13.7 points" in line
     assert "paired over 3 seeds." in line and "contradicted" not in line.split("Counting")[1]
     assert evidence.measured(c["big"], {2: "collapsed", 3: "did not finish"}) == {2: pytest.approx(0.10)}
