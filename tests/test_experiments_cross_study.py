@@ -266,3 +266,23 @@ def test_paper_profile_runs_the_same_grid_on_cars_where_given():
     assert (sp.dataset, sp.data_kw, sp.transform_kw) == ("cars", {"root": "/data/cars", "val_fraction": 0.0},
                                                          {"image_size": 448})
     assert (sp.model, sp.pretrained) == ("study_resnet50", True) and len(cs.grid(S)) == len(cs.rows(S)) * 3
+
+
+def test_paired_differences_draws_the_sensitivity_comparison_where_there_is_one():
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+
+    nan = float("nan")
+    t = pd.DataFrame({"diff": [nan, 2.0, nan], "ci_low": [nan, -1.0, nan], "ci_high": [nan, 5.0, nan],
+                      "verdict": ["baseline", "no significant difference", "n < 2 paired seeds (1)"],
+                      "diff_all": [nan, nan, -17.9], "ci_low_all": [nan, nan, -20.1],
+                      "ci_high_all": [nan, nan, -15.6]}, index=["none", "se", cs.GHOLM_ROW])
+    ax = Figure().subplots()
+    cs.paired_differences(ax, t)
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2 and [tk.get_text() for tk in ax.get_yticklabels()] == [
+        "se (no significant difference)", f"{cs.GHOLM_ROW} (n < 2 paired seeds (1))"]
+    assert bars[1].lines[0].get_xdata()[1] == pytest.approx(-17.9)  # the hollow point of the GHOLM row
+    ax2 = Figure().subplots()
+    cs.paired_differences(ax2, t.drop(columns=["diff_all", "ci_low_all", "ci_high_all"]))
+    assert len(ax2.containers) == 1 and ax2.get_legend() is None

@@ -407,7 +407,8 @@ def spread_labels(values, gap: float) -> np.ndarray:
 
 def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMACs", logx: bool = False) -> list[str]:
     """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, one colour per row and its name beside
-    it (names of points at nearly the same cost are spread apart and joined to their point), the Pareto front
+    it (names of points at nearly the same cost stand in a column right of them, spread apart and joined to their
+    point), the Pareto front
     ringed and joined, the baseline's mean as a dashed line; returns the front's rows."""
     import matplotlib
     from matplotlib.transforms import ScaledTranslation
@@ -416,7 +417,10 @@ def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMAC
     colors = matplotlib.colormaps["tab20"].colors
     xs = np.log10(d[x].to_numpy(dtype=float)) if logx else d[x].to_numpy(dtype=float)
     width = max(float(np.ptp(xs)), 1e-12)
-    cluster = np.floor((xs - xs.min()) / (0.04 * width)).astype(int)  # points within ~4 % of the x range
+    # clusters: points chained by x gaps under 10 % of the range (about a name's width), one column of names each
+    order = np.argsort(xs, kind="stable")
+    cluster = np.empty(len(xs), dtype=int)
+    cluster[order] = np.concatenate([[0], np.cumsum(np.diff(xs[order]) > 0.1 * width)])
     label_x, label_y = xs.copy(), d["mean"].to_numpy(dtype=float).copy()
     for c in np.unique(cluster):
         idx = np.flatnonzero(cluster == c)
@@ -442,6 +446,25 @@ def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMAC
     ax.set_xlabel(x)
     ax.set_ylabel("test top-1 (%)")
     return front
+
+
+def paired_differences(ax, table: pd.DataFrame) -> None:
+    """Every row's paired difference with ``none`` and its 95 % interval (filled: the verdict's healthy seeds),
+    its verdict in the tick label, and where failed seeds finished with a value the same comparison counting them
+    (hollow, just below: ``evidence.compare``'s sensitivity columns ``*_all``)."""
+    d = table.drop(index=BASELINE)
+    y = np.arange(len(d))
+    ax.errorbar(d["diff"], y, xerr=[d["diff"] - d["ci_low"], d["ci_high"] - d["diff"]], fmt="o", capsize=3,
+                label="healthy seeds (the verdict)")
+    if "diff_all" in d and d["diff_all"].notna().any():
+        a = d["diff_all"]
+        ax.errorbar(a, y + 0.3, xerr=[a - d["ci_low_all"], d["ci_high_all"] - a], fmt="o", mfc="white",
+                    color="0.45", capsize=2, lw=0.9, label="counting the failed seeds' values (sensitivity)")
+        ax.legend(fontsize="small", loc="lower left")
+    ax.axvline(0, color="gray", ls="--")
+    ax.set_yticks(y, [f"{r} ({v})" for r, v in d["verdict"].items()])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"test top-1 difference with {BASELINE} (points), paired over seeds, 95 % CI")
 
 
 # ------------------------------------------------------------------------------------------- localisation
