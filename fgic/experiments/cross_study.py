@@ -460,7 +460,7 @@ def paired_differences(ax, table: pd.DataFrame) -> None:
         a = d["diff_all"]
         ax.errorbar(a, y + 0.3, xerr=[a - d["ci_low_all"], d["ci_high_all"] - a], fmt="o", mfc="white",
                     color="0.45", capsize=2, lw=0.9, label="counting the failed seeds' values (sensitivity)")
-        ax.legend(fontsize="small", loc="lower left")
+        ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     ax.axvline(0, color="gray", ls="--")
     ax.set_yticks(y, [f"{r} ({v})" for r, v in d["verdict"].items()])
     ax.invert_yaxis()
