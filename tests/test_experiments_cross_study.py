@@ -304,3 +304,15 @@ def test_scores_tables_keep_a_failed_seeds_own_reason():
     cells = base.cells(got, "benchmark", ["none", cs.GHOLM_ROW], [0, 1])
     t = evidence.compare(cells, "none", metric="shift_drop")
     assert "seed 0: did not learn" in t.loc[cs.GHOLM_ROW, "failed"] and "not run" not in t.loc[cs.GHOLM_ROW, "failed"]
+
+
+def test_heatmap_grid_shows_each_rows_first_healthy_seed():
+    def rec(top1):
+        hist = [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(4)]
+        return {"status": "finished", "metrics": {"test_top1": top1}, "history": hist, "num_classes": 10}
+
+    S = profiles.settings(cs.NOTEBOOK, "default", overrides=["modules=[none]", "loss=null"])
+    R = {"benchmark:none:s0": rec(0.7), "benchmark:none+GHOLM:s0": rec(0.486), "benchmark:none+GHOLM:s1": rec(0.56)}
+    assert cs.showcase_runs(S, R) == {"none": "benchmark:none:s0", cs.GHOLM_ROW: "benchmark:none+GHOLM:s1"}
+    R.pop("benchmark:none+GHOLM:s1")  # no healthy seed: the first one, as it is
+    assert cs.showcase_runs(S, R)[cs.GHOLM_ROW] == "benchmark:none+GHOLM:s0"
