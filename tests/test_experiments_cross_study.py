@@ -286,3 +286,33 @@ def test_paired_differences_draws_the_sensitivity_comparison_where_there_is_one(
     ax2 = Figure().subplots()
     cs.paired_differences(ax2, t.drop(columns=["diff_all", "ci_low_all", "ci_high_all"]))
     assert len(ax2.containers) == 1 and ax2.get_legend() is None
+
+
+def test_scores_tables_keep_a_failed_seeds_own_reason():
+    from fgic import evidence
+
+    def rec(top1, hist_acc):
+        hist = [{"epoch": e + 1, "train_loss": 1.0, "test_acc": hist_acc} for e in range(4)]
+        return {"status": "finished", "metrics": {"test_top1": top1}, "history": hist, "num_classes": 10,
+                "run_id": f"r{top1}"}
+
+    records = {"benchmark:none:s0": rec(0.70, 0.70), "benchmark:none:s1": rec(0.72, 0.72),
+               "benchmark:none+GHOLM:s1": rec(0.56, 0.56), "benchmark:none+GHOLM:s0": rec(0.486, 0.486)}
+    extra = {n: {"shift_drop": -0.1} for n in records if not n.endswith("GHOLM:s0")}  # s0 failed: not scored
+    got = cs._with_metrics(records, extra)
+    assert set(got) == set(records) and "shift_drop" not in got["benchmark:none+GHOLM:s0"]["metrics"]
+    cells = base.cells(got, "benchmark", ["none", cs.GHOLM_ROW], [0, 1])
+    t = evidence.compare(cells, "none", metric="shift_drop")
+    assert "seed 0: did not learn" in t.loc[cs.GHOLM_ROW, "failed"] and "not run" not in t.loc[cs.GHOLM_ROW, "failed"]
+
+
+def test_heatmap_grid_shows_each_rows_first_healthy_seed():
+    def rec(top1):
+        hist = [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(4)]
+        return {"status": "finished", "metrics": {"test_top1": top1}, "history": hist, "num_classes": 10}
+
+    S = profiles.settings(cs.NOTEBOOK, "default", overrides=["modules=[none]", "loss=null"])
+    R = {"benchmark:none:s0": rec(0.7), "benchmark:none+GHOLM:s0": rec(0.486), "benchmark:none+GHOLM:s1": rec(0.56)}
+    assert cs.showcase_runs(S, R) == {"none": "benchmark:none:s0", cs.GHOLM_ROW: "benchmark:none+GHOLM:s1"}
+    R.pop("benchmark:none+GHOLM:s1")  # no healthy seed: the first one, as it is
+    assert cs.showcase_runs(S, R)[cs.GHOLM_ROW] == "benchmark:none+GHOLM:s0"

@@ -448,6 +448,16 @@ def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMAC
     return front
 
 
+def showcase_runs(S: CrossStudy, records: Mapping[str, object]) -> dict[str, str]:
+    """``{row: run name}`` of the network each row shows in the heatmap grid: its first seed whose run is healthy
+    (``fgic.health.run_health``), else its first seed (a row without a healthy run still shows what it learnt)."""
+    out = {}
+    for r in rows(S):
+        names = [base.run_name(S.dataset, r, s) for s in S.seeds]
+        out[r] = next((n for n in names if records.get(n) is not None and run_health(records[n])[0]), names[0])
+    return out
+
+
 def paired_differences(ax, table: pd.DataFrame) -> None:
     """Every row's paired difference with ``none`` and its 95 % interval (filled: the verdict's healthy seeds),
     its verdict in the tick label, and where failed seeds finished with a value the same comparison counting them
@@ -507,8 +517,10 @@ def localisation_scores(S: CrossStudy, records: Mapping[str, object]) -> dict[st
 
 
 def _with_metrics(records: Mapping[str, object], extra: Mapping[str, dict]) -> dict[str, Record]:
-    """Copies of the records in ``extra`` with its values added to their metrics (for ``evidence.compare``)."""
-    return {n: Record({**records[n], "metrics": {**records[n]["metrics"], **extra[n]}}) for n in extra}
+    """Every record, those in ``extra`` copied with its values added to their metrics (for ``evidence.compare``):
+    a run left out of ``extra`` (failed, or no weights) keeps its own health reason instead of reading "not run"."""
+    return {n: Record({**r, "metrics": {**r["metrics"], **extra[n]}}) if n in extra else r
+            for n, r in records.items() if r is not None}
 
 
 def localisation_table(S: CrossStudy, records: Mapping[str, object]) -> pd.DataFrame:
@@ -558,7 +570,8 @@ def shifted_accuracy(S: CrossStudy, records: Mapping[str, object]) -> dict[str, 
 
 
 def robustness_table(S: CrossStudy, records: Mapping[str, object]) -> pd.DataFrame:
-    """``evidence.compare`` of the accuracy drop (shifted - clean, points) against ``none``'s, paired over seeds,
+    """``evidence.compare`` of the accuracy change (shifted - clean, points; positive = loses less) against ``none``'s,
+    paired over seeds,
     with the clean and shifted means; empty, its caption saying why, where the shift cannot be made."""
     why = shift_testable(S)
     if why:
@@ -570,7 +583,9 @@ def robustness_table(S: CrossStudy, records: Mapping[str, object]) -> pd.DataFra
     t.insert(0, "shifted", evidence.compare(cells, metric="shift_top1")["mean"])
     t.insert(0, "clean", evidence.compare(cells)["mean"])
     t.attrs["caption"] = (f"Test top-1 (%) on the shifted split ({', '.join(f'{k} {v}' for k, v in S.shift.items())})"
-                          f"; diff = paired difference of the drop (shifted - clean) with {BASELINE}'s, points")
+                          f"; diff = paired difference of the change (shifted - clean top-1) with {BASELINE}'s, "
+                          f"points: positive = loses less under the shift (a row with a lower clean top-1 has less "
+                          f"to lose)")
     return t
 
 
@@ -598,4 +613,5 @@ def robustness_conclusions(S: CrossStudy, table: pd.DataFrame) -> list[Conclusio
     if table.empty:
         return [Conclusion(f"robustness/{S.dataset}", f"Robustness to the shift: {table.attrs.get('caption', '')}.",
                            "not testable")]
-    return base.table_conclusions(f"robustness/{S.dataset}", table, BASELINE, unit="points of accuracy drop")
+    return base.table_conclusions(f"robustness/{S.dataset}", table, BASELINE,
+                                  unit="points of top-1 change under the shift (shifted - clean; positive: loses less)")
