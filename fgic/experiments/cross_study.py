@@ -272,7 +272,13 @@ def _claim(S: CrossStudy, table: pd.DataFrame, row: str) -> Conclusion:
 
 def _ranking_line(S: CrossStudy, table: pd.DataFrame) -> Conclusion:
     t = table[table["n"] > 0].sort_values("mean", ascending=False)
-    parts = [f"{i}. {r} {t.loc[r, 'mean']:.1f} % ({t.loc[r, 'verdict'] or '-'})" for i, r in enumerate(t.index, 1)]
+
+    def seeds(r) -> str:  # a mean over fewer seeds says so, and why
+        failed = t.loc[r, "failed"] if isinstance(t.loc[r, "failed"], str) else ""
+        return f"n={int(t.loc[r, 'n'])}, {failed.split(' (')[0]}; " if failed else ""
+
+    parts = [f"{i}. {r} {t.loc[r, 'mean']:.1f} % ({seeds(r)}{t.loc[r, 'verdict'] or '-'})"
+             for i, r in enumerate(t.index, 1)]
     return Conclusion(f"ranking/{S.dataset}", f"Ranking by mean test top-1 (verdict vs {BASELINE}): "
                       + "; ".join(parts) + ".", "ranking")
 
