@@ -100,7 +100,6 @@ def compare(cells: Mapping[str, Mapping[int, object]], baseline: str | None = No
                 paper_diff = None if math.isnan(r["paper_diff"]) else r["paper_diff"] / scale
                 r.update(diff=c.diff * scale, ci_low=c.ci[0] * scale, ci_high=c.ci[1] * scale, p=c.p,
                          verdict=stats.verdict(c, paper_diff), n_paired=len(shared))
-        if baseline is not None and row != baseline:
             every = {**ok, **measured(cells[row], failed, metric)}
             shared_all = sorted(set(every) & set(base_all))
             if (len(every) > len(ok) or len(base_all) > len(base_ok)) and len(shared_all) >= 2:

@@ -139,7 +139,6 @@ def pretrain(names: list[str], profile: str, retrain: bool = False) -> dict:
     return {"runs": len(order), "error": "", "sizes": sizes}
 
 
-
 def notebook_jobs(jobs: int | str = "auto", profile: str = "default") -> int:
     """Notebooks executed at a time: ``"auto"`` is 2 on a CPU-only machine with 2 or more cores for the smoke and
     default profiles (after the queue, most of a notebook's time is one thread evaluating and drawing), else 1
@@ -250,19 +249,19 @@ def run_notebooks(
         if jobs > 1:  # the kernels share the cores: pin their threads (an explicit setting wins); not the queue's runs
             per = str(max(1, (os.cpu_count() or 1) // jobs))
             os.environ.update({k: os.environ.get(k) or per for k in threads})
-        order = sorted(nbs, key=lambda nb: -sizes.get(nb.stem, 0))  # the biggest grids (longest notebooks) first
-        if jobs > 1:
             print(f"executing {len(nbs)} notebooks {jobs} at a time ({os.environ['OMP_NUM_THREADS']} thread(s) each)")
+        order = sorted(nbs, key=lambda nb: -sizes.get(nb.stem, 0))  # the biggest grids (longest notebooks) first
+        outs = {nb.stem: out_dir / f"{nb.stem}.{profile}.ipynb" for nb in nbs}
         done = {}
         bar = tqdm(total=len(nbs), desc=f"notebooks ({profile})", unit="nb", file=sys.stdout)
         with _pool(jobs) as pool:
-            futures = {pool.submit(_execute, str(nb), str(out_dir / f"{nb.stem}.{profile}.ipynb"), profile, retrain,
-                                   timeout): nb for nb in order}
+            futures = {pool.submit(_execute, str(nb), str(outs[nb.stem]), profile, retrain, timeout): nb
+                       for nb in order}
             for fut in as_completed(futures):
                 nb = futures[fut]
-                res = {"name": nb.stem, "output": str(out_dir / f"{nb.stem}.{profile}.ipynb"), **fut.result()}
+                res = {"name": nb.stem, "output": str(outs[nb.stem]), **fut.result()}
                 if res["ok"] and profile == "default" and not overrides:
-                    res["published"] = [str(p) for p in publish(Path(res["output"]), nb.stem)]
+                    res["published"] = [str(p) for p in publish(outs[nb.stem], nb.stem)]
                 status = "ok  " if res["ok"] else "FAIL"
                 tqdm.write(f"  {status} {nb.stem}  ({res['seconds']} s)  {res['error']}".rstrip(), file=sys.stdout)
                 bar.update()

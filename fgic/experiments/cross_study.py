@@ -414,8 +414,7 @@ def spread_labels(values, gap: float) -> np.ndarray:
 def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMACs", logx: bool = False) -> list[str]:
     """Mean test top-1 +- std (error bars) of every row against ``cost[x]``, one colour per row and its name beside
     it (names of points at nearly the same cost stand in a column right of them, spread apart and joined to their
-    point), the Pareto front
-    ringed and joined, the baseline's mean as a dashed line; returns the front's rows."""
+    point), the Pareto front ringed and joined, the baseline's mean as a dashed line; returns the front's rows."""
     import matplotlib
     from matplotlib.transforms import ScaledTranslation
 
@@ -577,8 +576,8 @@ def shifted_accuracy(S: CrossStudy, records: Mapping[str, object]) -> dict[str, 
 
 def robustness_table(S: CrossStudy, records: Mapping[str, object]) -> pd.DataFrame:
     """``evidence.compare`` of the accuracy change (shifted - clean, points; positive = loses less) against ``none``'s,
-    paired over seeds,
-    with the clean and shifted means; empty, its caption saying why, where the shift cannot be made."""
+    paired over seeds, with the clean and shifted means; empty, its caption saying why, where the shift cannot be
+    made."""
     why = shift_testable(S)
     if why:
         t = pd.DataFrame(columns=["clean", "shifted", *evidence.COLUMNS])
