@@ -307,10 +307,14 @@ def test_scores_tables_keep_a_failed_seeds_own_reason():
     assert "seed 0: did not learn" in t.loc[cs.GHOLM_ROW, "failed"] and "not run" not in t.loc[cs.GHOLM_ROW, "failed"]
 
 
-def test_heatmap_grid_shows_each_rows_first_healthy_seed():
+def test_heatmap_grid_shows_each_rows_first_healthy_seed(tmp_path):
     def rec(top1):
         hist = [{"epoch": e + 1, "train_loss": 1.0, "test_acc": top1} for e in range(4)]
-        return {"status": "finished", "metrics": {"test_top1": top1}, "history": hist, "num_classes": 10}
+        d = tmp_path / str(top1)
+        d.mkdir()
+        (d / "final.pt").write_bytes(b"")  # the weights the grid loads
+        return {"status": "finished", "metrics": {"test_top1": top1}, "history": hist, "num_classes": 10,
+                "dir": str(d)}
 
     S = profiles.settings(cs.NOTEBOOK, "default", overrides=["modules=[none]", "loss=null"])
     R = {"benchmark:none:s0": rec(0.7), "benchmark:none+GHOLM:s0": rec(0.486), "benchmark:none+GHOLM:s1": rec(0.56)}

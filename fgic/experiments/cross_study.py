@@ -455,11 +455,12 @@ def accuracy_vs_cost(ax, table: pd.DataFrame, cost: pd.DataFrame, x: str = "GMAC
 
 def showcase_runs(S: CrossStudy, records: Mapping[str, object]) -> dict[str, str]:
     """``{row: run name}`` of the network each row shows in the heatmap grid: its first seed whose run is healthy
-    (``fgic.health.run_health``), else its first seed (a row without a healthy run still shows what it learnt)."""
+    and has weights (``_usable``, as the score tables), else its first seed (a row without a healthy run still shows
+    what it learnt)."""
     out = {}
     for r in rows(S):
         names = [base.run_name(S.dataset, r, s) for s in S.seeds]
-        out[r] = next((n for n in names if records.get(n) is not None and run_health(records[n])[0]), names[0])
+        out[r] = next((n for n in names if _usable(records.get(n))), names[0])
     return out
 
 
